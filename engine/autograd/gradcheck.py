@@ -1,0 +1,49 @@
+"""Finite-difference gradient checks (torch.autograd.gradcheck)."""
+import numpy as np
+
+from ..tensor import Tensor
+
+
+class GradcheckError(RuntimeError):
+    pass
+
+
+def gradcheck(func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, **_):
+    """Compare analytical gradients of sum(out * r) for random r with central differences."""
+    from ..ops.creation import tensor
+    if isinstance(inputs, Tensor):
+        inputs = (inputs,)
+    inputs = tuple(inputs)
+    outs = func(*inputs)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    rng = np.random.default_rng(0)
+    rs = [tensor(rng.standard_normal(tuple(o.shape)), dtype=o.dtype, device=o.device) for o in outs]
+
+    def scalar(*xs):
+        o = func(*xs)
+        o = o if isinstance(o, tuple) else (o,)
+        return sum(((a * r).sum() for a, r in zip(o, rs)), start=0.0)
+
+    diff_inputs = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
+    from .engine import grad
+    analytic = grad(scalar(*inputs), diff_inputs, allow_unused=True)
+    for k, x in enumerate(diff_inputs):
+        base = x.detach().numpy().astype(np.float64)
+        num = np.zeros(base.size)
+        flat = base.reshape(-1)
+        for i in range(flat.size):
+            vals = []
+            for sgn in (1, -1):
+                pert = flat.copy()
+                pert[i] += sgn * eps
+                xs = [tensor(pert.reshape(base.shape), dtype=x.dtype, device=x.device) if a is x else a
+                      for a in inputs]
+                vals.append(float(scalar(*xs)))
+            num[i] = (vals[0] - vals[1]) / (2 * eps)
+        a = analytic[k]
+        a = np.zeros(base.size) if a is None else a.detach().numpy().astype(np.float64).reshape(-1)
+        if not np.allclose(a, num, atol=atol, rtol=rtol):
+            if raise_exception:
+                raise GradcheckError(f"Jacobian mismatch for input {k}:\nnumerical: {num}\nanalytical: {a}")
+            return False
+    return True

@@ -1,0 +1,36 @@
+"""Removable hook handles and tensor gradient hooks."""
+import itertools
+
+_ids = itertools.count()
+
+
+class RemovableHandle:
+    def __init__(self, store):
+        self.id = next(_ids)
+        self._store = store
+
+    def remove(self):
+        self._store.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def register_tensor_hook(t, hook):
+    if t._hooks is None:
+        t._hooks = {}
+    h = RemovableHandle(t._hooks)
+    t._hooks[h.id] = hook
+    return h
+
+
+def run_tensor_hooks(t, grad):
+    if t._hooks:
+        for fn in list(t._hooks.values()):
+            r = fn(grad)
+            if r is not None:
+                grad = r
+    return grad

@@ -1,0 +1,190 @@
+"""Shared plumbing for ops: broadcasting, output allocation, kernel calls without autograd."""
+from .. import dtypes as D
+from ..autograd import grad_mode as _gm
+from ..runtime import elementwise as _ew
+from ..runtime import reduction as _red
+from ..tensor import Tensor, empty, make, wrap_dim
+
+state = _gm.state
+_bcast_cache = {}
+
+
+def broadcast_shapes(*shapes):
+    key = shapes
+    r = _bcast_cache.get(key)
+    if r is not None:
+        return r
+    nd = max(len(s) for s in shapes)
+    out = [1] * nd
+    for s in shapes:
+        for i, n in enumerate(s):
+            j = nd - len(s) + i
+            if n == out[j] or n == 1:
+                continue
+            if out[j] == 1:
+                out[j] = n
+            else:
+                a = [x for x in shapes if len(x) >= nd - j and x[j - (nd - len(x))] != 1]
+                raise RuntimeError(
+                    f"The size of tensor a ({out[j]}) must match the size of tensor b ({n}) at non-singleton "
+                    f"dimension {j}: shapes {' and '.join(str(list(x)) for x in shapes)} can't be broadcast together")
+    r = tuple(out)
+    if len(_bcast_cache) < 4096:
+        _bcast_cache[key] = r
+    return r
+
+
+def expand_raw(t, shape):
+    """A stride-0 broadcast view of t with `shape` (no autograd)."""
+    if t._shape == shape:
+        return t
+    nd = len(shape)
+    off = nd - t.ndim
+    st = [0] * nd
+    for i, (n, s) in enumerate(zip(t._shape, t._strides)):
+        if n == shape[i + off]:
+            st[i + off] = s if n != 1 else 0
+        elif n == 1:
+            st[i + off] = 0
+        else:
+            raise RuntimeError(f"The expanded size of the tensor ({shape[i + off]}) must match the existing "
+                               f"size ({n}) at non-singleton dimension {i + off}.  Target sizes: {list(shape)}."
+                               f"  Tensor sizes: {list(t._shape)}")
+    return make(t._storage, shape, tuple(st), t._offset, t.dtype)
+
+
+def device_of(args):
+    dev = None
+    for a in args:
+        if isinstance(a, Tensor):
+            d = a._storage.device
+            if dev is None:
+                dev = d
+            elif d is not dev:
+                raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two "
+                                   f"devices, cl:{dev.index} and cl:{d.index}!")
+    return dev
+
+
+def check_dtype(dev, dt):
+    if dt is D.float64 and not dev.fp64:
+        raise TypeError(f"float64 is not supported on device {dev.name} (it does not report cl_khr_fp64); "
+                        "use float32")
+    if dt is D.float16 and not dev.fp16:
+        raise TypeError(f"float16 is not supported on device {dev.name} (no cl_khr_fp16)")
+
+
+def ew(op, expr, args, out_dtype, compute_dtype, out=None, preamble=""):
+    """Elementwise kernel over broadcast `args` (Tensors or Python scalars): a new tensor."""
+    dev = device_of(args)
+    shapes = [a._shape for a in args if isinstance(a, Tensor)]
+    shape = broadcast_shapes(*shapes) if len(shapes) > 1 else shapes[0]
+    cct = compute_dtype.ctype
+    ops = [expand_raw(a, shape) if isinstance(a, Tensor) else a for a in args]
+    if out is None:
+        out = empty(shape, out_dtype, dev)
+    _ew.run(dev, op, expr, out, ops, [cct] * len(ops), preamble)
+    return out
+
+
+def ew_into(op, expr, out, args, compute_dtype, preamble=""):
+    """Elementwise kernel writing into the (possibly strided) tensor `out`."""
+    dev = device_of([out] + list(args))
+    ops = [expand_raw(a, out._shape) if isinstance(a, Tensor) else a for a in args]
+    _ew.run(dev, op, expr, out, ops, [compute_dtype.ctype] * len(ops), preamble)
+    return out
+
+
+def copy_into(dst, src):
+    """dst[...] = src (broadcast, cast), any strides."""
+    if isinstance(src, Tensor):
+        device_of([dst, src])
+        broadcast_shapes(dst._shape, src._shape)
+        if broadcast_shapes(dst._shape, src._shape) != dst._shape:
+            raise RuntimeError(f"output with shape {list(dst._shape)} doesn't match the broadcast shape "
+                               f"{list(broadcast_shapes(dst._shape, src._shape))}")
+        cd = src.dtype
+    else:
+        cd = dst.dtype
+    if dst.dtype is D.bool_:
+        return ew_into("copy", "(v1 != 0)", dst, [src], cd)
+    return ew_into("copy", "v1", dst, [src], cd)
+
+
+def contiguous_raw(t):
+    if t.is_contiguous():
+        return t
+    out = empty(t._shape, t.dtype, t._storage.device)
+    ew_into("copy", "v1", out, [t], t.dtype)
+    return out
+
+
+def acc_ctype(dt):
+    if dt.is_floating_point:
+        return "double" if dt is D.float64 else "float"
+    return "long"
+
+
+def reduce_raw(op, x, dims, keepdim, out_dtype, pre="v", post="acc", p=0, with_index=False):
+    """Reduce x over `dims` (normalised tuple); returns (values, indices or None)."""
+    dev = x._storage.device
+    nd = x.ndim
+    kept_shape = tuple(n for d, n in enumerate(x._shape) if d not in dims)
+    out = empty(kept_shape, out_dtype, dev)
+    idx = empty(kept_shape, D.int64, dev) if with_index else None
+    acc = acc_ctype(x.dtype) if op in ("sum", "prod") or x.dtype.is_floating_point else acc_ctype(out_dtype)
+    if op in ("max", "min"):
+        acc = x.dtype.ctype if x.dtype is not D.bool_ else "uchar"
+        if x.dtype.is_floating_point:
+            acc = "double" if x.dtype is D.float64 else "float"
+
+    def scratch(n, ct):
+        dt = {"float": D.float32, "double": D.float64, "long": D.int64, "int": D.int32,
+              "uchar": D.uint8}[ct]
+        return empty((n,), dt, dev)
+    _red.run(dev, op, x, list(dims), out, acc, pre, post, p, idx, scratch)
+    if keepdim:
+        ks = tuple(1 if d in dims else n for d, n in enumerate(x._shape))
+        out = make(out._storage, ks, _ew.contiguous_strides(ks), 0, out.dtype)
+        if idx is not None:
+            idx = make(idx._storage, ks, _ew.contiguous_strides(ks), 0, idx.dtype)
+    return out, idx
+
+
+def norm_dims(dim, nd):
+    """Normalise an int / tuple / None dim argument to a sorted tuple."""
+    if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
+        return tuple(range(nd))
+    if isinstance(dim, (tuple, list)):
+        ds = tuple(sorted(wrap_dim(d, nd) for d in dim))
+        if len(set(ds)) != len(ds):
+            raise RuntimeError(f"dim {ds[0]} appears multiple times in the list of dims")
+        return ds if nd else ()
+    d = wrap_dim(dim, nd)
+    return (d,) if nd else ()
+
+
+def sum_to(g, shape):
+    """Sum a broadcast gradient back to `shape` (the backward of broadcasting)."""
+    if g._shape == tuple(shape):
+        return g
+    nd = g.ndim
+    lead = nd - len(shape)
+    dims = list(range(lead))
+    for i, n in enumerate(shape):
+        if n == 1 and g._shape[lead + i] != 1:
+            dims.append(lead + i)
+    r = g.sum(dim=tuple(dims), keepdim=True) if dims else g
+    if lead:
+        r = r.reshape(shape)
+    elif r._shape != tuple(shape):
+        r = r.reshape(shape)
+    return r
+
+
+def result_dtype(*args):
+    return D.result_type(*args)
+
+
+def to_float_dtype(dt):
+    return dt if dt.is_floating_point else D.get_default_dtype()

@@ -1,0 +1,133 @@
+"""Bind the op functions onto Tensor as methods and operators."""
+from .. import dtypes as D
+from ..tensor import Tensor
+from . import convert, indexing, pointwise as P, reduce as R, shape as S
+from .convert import inplace
+
+
+def _rev(fn):
+    return lambda self, other: fn(_like(other, self), self)
+
+
+def _like(v, t):
+    from .creation import tensor
+    if isinstance(v, Tensor):
+        return v
+    return tensor(v, device=t.device, dtype=D.result_type(v) if not isinstance(v, float) else None) \
+        if not isinstance(v, (int, float, bool)) else _scalar_t(v, t)
+
+
+def _scalar_t(v, t):
+    from .creation import full
+    return full((), v, dtype=D.result_type(v), device=t.device)
+
+
+def _inplace_method(fn):
+    def m(self, *args, **kwargs):
+        return inplace(self, fn, *args, **kwargs)
+    return m
+
+
+def bind(name, fn, inplace_too=False):
+    setattr(Tensor, name, fn)
+    if inplace_too:
+        setattr(Tensor, name + "_", _inplace_method(fn))
+
+
+T = Tensor
+T.__add__ = lambda s, o: P.Add.apply(s, o, 1)
+T.__radd__ = lambda s, o: P.Add.apply(s, o, 1)
+T.__sub__ = lambda s, o: P.sub(s, o)
+T.__rsub__ = _rev(P.sub)
+T.__mul__ = lambda s, o: P.Mul.apply(s, o)
+T.__rmul__ = lambda s, o: P.Mul.apply(s, o)
+T.__truediv__ = lambda s, o: P.Div.apply(s, o, None)
+T.__rtruediv__ = _rev(P.div)
+T.__floordiv__ = lambda s, o: P.floor_divide(s, o)
+T.__rfloordiv__ = _rev(P.floor_divide)
+T.__mod__ = lambda s, o: P.remainder(s, o)
+T.__rmod__ = _rev(P.remainder)
+T.__pow__ = lambda s, o: P.pow(s, o)
+T.__rpow__ = lambda s, o: P.pow(_like(o, s) if not isinstance(o, Tensor) else o, s)
+T.__neg__ = lambda s: P.neg(s)
+T.__pos__ = lambda s: s
+T.__abs__ = lambda s: P.abs(s)
+T.__invert__ = lambda s: P.bitwise_not(s)
+T.__eq__ = lambda s, o: P.eq(s, o) if isinstance(o, (Tensor, int, float, bool)) else NotImplemented
+T.__ne__ = lambda s, o: P.ne(s, o) if isinstance(o, (Tensor, int, float, bool)) else NotImplemented
+T.__lt__ = lambda s, o: P.lt(s, o)
+T.__le__ = lambda s, o: P.le(s, o)
+T.__gt__ = lambda s, o: P.gt(s, o)
+T.__ge__ = lambda s, o: P.ge(s, o)
+T.__and__ = lambda s, o: P.logical_and(s, o) if s.dtype is D.bool_ and (not isinstance(o, Tensor) or o.dtype is D.bool_) else P.bitwise_and(s, o)
+T.__or__ = lambda s, o: P.logical_or(s, o) if s.dtype is D.bool_ and (not isinstance(o, Tensor) or o.dtype is D.bool_) else P.bitwise_or(s, o)
+T.__xor__ = lambda s, o: P.logical_xor(s, o) if s.dtype is D.bool_ and (not isinstance(o, Tensor) or o.dtype is D.bool_) else P.bitwise_xor(s, o)
+T.__rand__, T.__ror__, T.__rxor__ = T.__and__, T.__or__, T.__xor__
+T.__iadd__ = lambda s, o: inplace(s, P.add, o)
+T.__isub__ = lambda s, o: inplace(s, P.sub, o)
+T.__imul__ = lambda s, o: inplace(s, P.mul, o)
+T.__itruediv__ = lambda s, o: inplace(s, P.div, o)
+T.__ifloordiv__ = lambda s, o: inplace(s, P.floor_divide, o)
+T.__imod__ = lambda s, o: inplace(s, P.remainder, o)
+T.__ipow__ = lambda s, o: inplace(s, P.pow, o)
+T.__iand__ = lambda s, o: inplace(s, T.__and__, o)
+T.__ior__ = lambda s, o: inplace(s, T.__or__, o)
+T.__ixor__ = lambda s, o: inplace(s, T.__xor__, o)
+T.__getitem__ = indexing.getitem
+T.__setitem__ = indexing.setitem
+
+for _n in ("add", "sub", "mul", "div", "remainder", "fmod", "pow", "floor_divide", "true_divide", "clamp",
+           "neg", "abs", "exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sigmoid", "relu",
+           "square", "reciprocal", "sign", "floor", "ceil", "round", "trunc", "frac", "erf", "expm1", "log2",
+           "log10", "exp2", "asin", "acos", "atan", "sinh", "cosh", "maximum", "minimum", "fmax", "fmin",
+           "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or",
+           "bitwise_xor", "bitwise_not", "lerp", "atan2", "addcmul", "addcdiv", "nan_to_num", "sgn", "hypot",
+           "xlogy", "clip", "subtract", "multiply", "divide", "negative", "deg2rad", "rad2deg"):
+    bind(_n, getattr(P, _n), inplace_too=True)
+for _n in ("eq", "ne", "lt", "le", "gt", "ge", "greater", "less", "greater_equal", "less_equal", "not_equal",
+           "isnan", "isinf", "isfinite", "allclose", "isclose", "equal", "where"):
+    bind(_n, getattr(P, _n))
+T.where = lambda self, condition, other: P.where(condition, self, other)
+T.gelu = lambda self, approximate="none": P.gelu(self, approximate)
+T.silu = lambda self: P.silu(self)
+T.softplus = lambda self, beta=1.0, threshold=20.0: P.softplus(self, beta, threshold)
+T.relu_ = _inplace_method(P.relu)
+T.clamp_min = lambda self, m: P.clamp(self, min=m)
+T.clamp_max = lambda self, m: P.clamp(self, max=m)
+T.clamp_min_ = _inplace_method(lambda s, m: P.clamp(s, min=m))
+T.clamp_max_ = _inplace_method(lambda s, m: P.clamp(s, max=m))
+
+T.sum = R.sum
+T.mean = R.mean
+
+for _n in ("reshape", "permute", "transpose", "swapaxes", "swapdims", "t", "squeeze", "unsqueeze", "flatten",
+           "unflatten", "narrow", "select", "split", "chunk", "unbind", "movedim", "moveaxis", "broadcast_to",
+           "flip", "roll", "diagonal", "as_strided", "tile", "clone", "diag", "diag_embed"):
+    bind(_n, getattr(S, _n))
+T.view = S.view
+T.view_as = lambda self, other: S.view(self, other.shape)
+T.reshape_as = lambda self, other: S.reshape(self, other.shape)
+T.expand = S.expand
+T.expand_as = S.expand_as
+T.contiguous = S.contiguous
+T.repeat = S.repeat
+T.unfold = S.unfold
+T.t_ = lambda self: self
+T.to = convert.to
+T.type = convert.type_
+T.type_as = lambda self, other: convert.to(self, other.dtype)
+T.float = convert._cast_method(D.float32)
+T.double = convert._cast_method(D.float64)
+T.half = convert._cast_method(D.float16)
+T.long = convert._cast_method(D.int64)
+T.int = convert._cast_method(D.int32)
+T.short = convert._cast_method(D.int16)
+T.bool = convert._cast_method(D.bool_)
+T.byte = convert._cast_method(D.uint8)
+T.char = convert._cast_method(D.int8)
+T.cpu = lambda self, memory_format=None: convert.to(self, "cpu")
+T.cuda = lambda self, device=None, non_blocking=False, memory_format=None: convert.to(
+    self, "cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device))
+T.copy_ = convert.copy_
+T.fill_ = convert.fill_
+T.zero_ = convert.zero_

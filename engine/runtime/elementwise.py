@@ -1,0 +1,132 @@
+"""Generated elementwise kernels.
+
+One work-item per output element.  Kernels are specialised on the expression,
+dtypes, (collapsed) rank and, per operand, whether it is contiguous, strided or a
+scalar; sizes, strides and offsets are kernel arguments, so a new shape never
+builds a new program.
+"""
+import numpy as np
+
+from .launch import INT_T, launch, round_up
+
+
+def collapse(shape, strides_list):
+    """Drop size-1 dims and merge dims that are contiguous for every operand."""
+    dims = [i for i, s in enumerate(shape) if s != 1]
+    if not dims:
+        return (1,), [(0,) for _ in strides_list]
+    shp = [shape[dims[0]]]
+    sts = [[st[dims[0]]] for st in strides_list]
+    for d in dims[1:]:
+        n = shape[d]
+        if all(s[-1] == st[d] * n for s, st in zip(sts, strides_list)):
+            shp[-1] *= n
+            for s, st in zip(sts, strides_list):
+                s[-1] = st[d]
+        else:
+            shp.append(n)
+            for s, st in zip(sts, strides_list):
+                s.append(st[d])
+    return tuple(shp), [tuple(s) for s in sts]
+
+
+def contiguous_strides(shape):
+    st = []
+    acc = 1
+    for n in reversed(shape):
+        st.append(acc)
+        acc *= n
+    return tuple(reversed(st))
+
+
+def gen_source(expr, out_ct, specs, ndim, idx_t, name="ew", preamble=""):
+    """specs: ('c'|'v', ctype, compute_ctype) per array operand or ('s', ctype) per scalar;
+    specs[0] is the output.  `expr` uses v1..vN for the cast inputs."""
+    params, loads = [], []
+    omode = specs[0][0]
+    params.append(f"__global {out_ct}* out, {idx_t} o_off")
+    if omode == "v":
+        params.append(", ".join(f"{idx_t} o_s{d}" for d in range(ndim)))
+    for i, sp in enumerate(specs[1:], 1):
+        mode = sp[0]
+        if mode == "s":
+            params.append(f"{sp[1]} v{i}")
+            continue
+        ct, cct = sp[1], sp[2]
+        params.append(f"__global const {ct}* in{i}, {idx_t} off{i}")
+        if mode == "v":
+            params.append(", ".join(f"{idx_t} s{i}_{d}" for d in range(ndim)))
+            pos = " + ".join(f"i{d}*s{i}_{d}" for d in range(ndim))
+            loads.append(f"    {cct} v{i} = ({cct})in{i}[off{i} + {pos}];")
+        else:
+            loads.append(f"    {cct} v{i} = ({cct})in{i}[off{i} + gid];")
+    params.append(f"{idx_t} n")
+    strided = omode == "v" or any(sp[0] == "v" for sp in specs[1:])
+    if strided:
+        params.append(", ".join(f"{idx_t} d{d}" for d in range(ndim)))
+    lines = [f"__kernel void {name}({', '.join(params)}) {{",
+             f"    {idx_t} gid = get_global_id(0);",
+             "    if (gid >= n) return;"]
+    if strided:
+        lines.append(f"    {idx_t} r = gid;")
+        for d in range(ndim - 1, 0, -1):
+            lines.append(f"    {idx_t} i{d} = r % d{d}; r /= d{d};")
+        lines.append(f"    {idx_t} i0 = r;")
+    lines += loads
+    opos = " + ".join(f"i{d}*o_s{d}" for d in range(ndim)) if omode == "v" else "gid"
+    lines.append(f"    out[o_off + {opos}] = ({out_ct})({expr});")
+    lines.append("}")
+    src = preamble + "\n".join(lines)
+    if "double" in src:
+        src = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" + src
+    return src
+
+
+_plan_cache = {}
+
+
+def run(device, op, expr, out, operands, compute_cts, preamble=""):
+    """out[...] = expr(operands) elementwise over out.shape.
+
+    out and array operands expose `shape`, `_strides`, `_offset`, `_storage.buf`
+    and `dtype.ctype`; array operands are already broadcast to out.shape (stride 0).
+    Scalars are Python numbers; compute_cts gives each operand's C type in `expr`.
+    """
+    shape = out.shape
+    n = 1
+    for s in shape:
+        n *= s
+    if n == 0:
+        return
+    arrays = [out] + [o for o in operands if hasattr(o, "_storage")]
+    shp, sts = collapse(shape, [a._strides for a in arrays])
+    ndim = len(shp)
+    cstr = contiguous_strides(shp)
+    big = n >= 2**31 or any(a._storage.size >= 2**31 for a in arrays)
+    idx_t = "long" if big else "int"
+    it = np.int64 if big else np.int32
+    specs = []
+    args = []
+    ai = 0
+    for k, o in enumerate([out] + list(operands)):
+        if k and not hasattr(o, "_storage"):
+            ct = compute_cts[k - 1]
+            specs.append(("s", ct))
+            args.append(INT_T[ct](o))
+            continue
+        st = sts[ai]
+        ai += 1
+        mode = "c" if st == cstr else "v"
+        specs.append((mode, o.dtype.ctype, compute_cts[k - 1] if k else None))
+        args.append(o._storage.buf)
+        args.append(it(o._offset))
+        if mode == "v":
+            args.extend(it(s) for s in st)
+    args.append(it(n))
+    specs = tuple(specs)
+    if any(sp[0] == "v" for sp in specs):
+        args.extend(it(s) for s in shp)
+    key = ("ew", op, expr, specs, ndim, idx_t)
+    knl = device.programs.kernel(key, lambda: (gen_source(expr, out.dtype.ctype, specs, ndim, idx_t, preamble=preamble), "ew"))
+    wg = device.wg
+    launch(device, knl, (round_up(n, wg),), (wg,), args, op)

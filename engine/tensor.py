@@ -1,0 +1,407 @@
+"""The Tensor: a strided view (shape, strides, offset) of a device Storage, plus
+autograd fields.  Math lives in engine/ops, which binds its methods onto Tensor."""
+import numpy as np
+
+from . import dtypes as _dt
+from .device import device as _device_cls, resolve as _resolve_device
+from .runtime import launch as _launch
+from .runtime.elementwise import contiguous_strides
+from .runtime.memory import Storage
+
+
+class Size(tuple):
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __repr__(self):
+        return f"engine.Size([{', '.join(map(str, self))}])"
+
+    def __getitem__(self, i):
+        r = tuple.__getitem__(self, i)
+        return Size(r) if isinstance(i, slice) else r
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+class Tensor:
+    __slots__ = ("_storage", "_shape", "_strides", "_offset", "dtype", "_rg", "grad", "grad_fn",
+                 "_output_nr", "_accum", "_hooks", "_retains_grad", "_base", "__dict__", "__weakref__")
+    __array_priority__ = 1000  # numpy defers to our reflected operators
+
+    def __new__(cls, *args, **kwargs):
+        t = object.__new__(cls)
+        t._rg = False
+        t.grad = None
+        t.grad_fn = None
+        t._output_nr = 0
+        t._accum = None
+        t._hooks = None
+        t._retains_grad = False
+        t._base = None
+        return t
+
+    def __init__(self, *args, **kwargs):
+        # engine.Tensor(data) / engine.Tensor(2, 3): legacy constructor, float32
+        if not args and not kwargs:
+            if not hasattr(self, "_storage"):
+                _init_from(self, empty((0,), _dt.get_default_dtype(), None))
+            return
+        if not hasattr(self, "_storage") or kwargs.get("_internal") is None:
+            if len(args) == 1 and not isinstance(args[0], int):
+                from .ops.creation import tensor as _tensor
+                src = _tensor(args[0], dtype=_dt.get_default_dtype(), device=kwargs.get("device"))
+            else:
+                src = empty(tuple(args), _dt.get_default_dtype(), kwargs.get("device"))
+            _init_from(self, src)
+
+    # ---- metadata -------------------------------------------------------------
+    @property
+    def shape(self):
+        return self._shape
+
+    def size(self, dim=None):
+        if dim is None:
+            return self._shape
+        return self._shape[_wrap_dim(dim, len(self._shape))]
+
+    def stride(self, dim=None):
+        if dim is None:
+            return self._strides
+        return self._strides[_wrap_dim(dim, len(self._shape))]
+
+    def storage_offset(self):
+        return self._offset
+
+    @property
+    def ndim(self):
+        return len(self._shape)
+
+    def dim(self):
+        return len(self._shape)
+
+    ndimension = dim
+
+    def numel(self):
+        return _numel(self._shape)
+
+    nelement = numel
+
+    def element_size(self):
+        return self.dtype.itemsize
+
+    @property
+    def itemsize(self):
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self):
+        return self.numel() * self.dtype.itemsize
+
+    @property
+    def device(self):
+        return _device_cls(self._storage.device)
+
+    @property
+    def is_cuda(self):
+        return self._storage.device.is_gpu
+
+    @property
+    def is_cpu(self):
+        return self._storage.device.is_cpu
+
+    def get_device(self):
+        return self._storage.device.index
+
+    def is_floating_point(self):
+        return self.dtype.is_floating_point
+
+    def is_complex(self):
+        return False
+
+    def is_contiguous(self, memory_format=None):
+        exp = 1
+        for n, s in zip(reversed(self._shape), reversed(self._strides)):
+            if n != 1 and s != exp:
+                return False
+            exp *= n
+        return True
+
+    def data_ptr(self):
+        return id(self._storage) * 1024 + self._offset * self.dtype.itemsize
+
+    def untyped_storage(self):
+        return self._storage
+
+    @property
+    def _version(self):
+        return self._storage.version
+
+    # ---- autograd fields --------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        value = bool(value)
+        if self.grad_fn is not None and not value:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to "
+                               "use a computed variable in a subgraph that doesn't require differentiation "
+                               "use var_no_grad = var.detach().")
+        if value and not self.dtype.is_floating_point:
+            raise RuntimeError(f"only Tensors of floating point dtype can require gradients, got {self.dtype}")
+        self._rg = value
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self):
+        return self.grad_fn is None
+
+    def retain_grad(self):
+        if not self._rg:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is not None:
+            self._retains_grad = True
+            _own_edge(self)
+
+    @property
+    def retains_grad(self):
+        return self._retains_grad
+
+    def register_hook(self, hook):
+        """hook(grad) -> Tensor or None, called when this tensor's gradient is computed."""
+        if not self._rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        from .autograd.hooks import register_tensor_hook
+        if self.grad_fn is not None:
+            _own_edge(self)
+        return register_tensor_hook(self, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        from .autograd.engine import backward
+        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    def detach(self):
+        t = _view_of(self, self._shape, self._strides, self._offset)
+        return t
+
+    def detach_(self):
+        if self._base is not None and self._base._rg:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        self.grad_fn = None
+        self._rg = False
+        return self
+
+    @property
+    def data(self):
+        return self.detach()
+
+    @data.setter
+    def data(self, other):
+        if not isinstance(other, Tensor):
+            raise TypeError(f"data must be a Tensor, got {type(other).__name__}")
+        self._storage, self._shape, self._strides, self._offset, self.dtype = (
+            other._storage, other._shape, other._strides, other._offset, other.dtype)
+
+    @property
+    def T(self):
+        if self.ndim > 2:
+            return self.permute(*range(self.ndim - 1, -1, -1))
+        return self.t()
+
+    @property
+    def mT(self):
+        if self.ndim < 2:
+            raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. Got {self.ndim}-D tensor.")
+        return self.transpose(-2, -1)
+
+    @property
+    def H(self):
+        return self.T
+
+    @property
+    def mH(self):
+        return self.mT
+
+    # ---- host transfer (these wait for the queue) -----------------------------
+    def numpy(self, force=False):
+        if self._rg and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return to_numpy(self)
+
+    def tolist(self):
+        a = to_numpy(self)
+        return a.tolist() if a.ndim else a.item()
+
+    def item(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to Scalar")
+        return to_numpy(self).reshape(()).item()
+
+    def __array__(self, dtype=None, copy=None):
+        a = to_numpy(self)
+        return a.astype(dtype) if dtype is not None else a
+
+    def __len__(self):
+        if not self._shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._shape[0]
+
+    def __iter__(self):
+        if not self._shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._shape[0]))
+
+    def __bool__(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.is_floating_point or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __complex__(self):
+        return complex(self.item())
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        from ._printing import tensor_repr
+        return tensor_repr(self)
+
+    def __str__(self):
+        return self.__repr__()
+
+    def __format__(self, spec):
+        if self.ndim == 0 and spec:
+            return format(self.item(), spec)
+        return object.__format__(self, spec) if spec else self.__repr__()
+
+    def __reduce_ex__(self, proto):
+        return (_rebuild, (to_numpy(self), str(self.device), self._rg))
+
+    def __deepcopy__(self, memo):
+        from .ops.creation import clone_tensor
+        t = clone_tensor(self)
+        if self._rg and self.grad_fn is None:
+            t._rg = True
+        if type(self) is not Tensor:
+            t.__class__ = type(self)
+            t.__dict__.update(self.__dict__)
+        if self.grad is not None:
+            t.grad = clone_tensor(self.grad)
+        memo[id(self)] = t
+        return t
+
+
+def _rebuild(arr, dev, rg):
+    from .ops.creation import tensor
+    try:
+        t = tensor(arr, device=dev)
+    except RuntimeError:
+        t = tensor(arr)
+    t._rg = rg
+    return t
+
+
+def _own_edge(t):
+    # hooks and retain_grad of a non-leaf run when its grad_fn's output gradient is ready
+    owners = t.grad_fn.__dict__.setdefault("_tensor_owners", {})
+    owners[t._output_nr] = t
+
+
+def _init_from(t, src):
+    t._storage, t._shape, t._strides, t._offset, t.dtype = (
+        src._storage, src._shape, src._strides, src._offset, src.dtype)
+
+
+def _wrap_dim(d, ndim):
+    n = max(ndim, 1)
+    if not -n <= d < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {d})")
+    return d + n if d < 0 else d
+
+
+wrap_dim = _wrap_dim
+
+
+def make(storage, shape, strides, offset, dtype):
+    t = Tensor.__new__(Tensor)
+    t._storage = storage
+    t._shape = shape if type(shape) is Size else Size(shape)
+    t._strides = strides
+    t._offset = offset
+    t.dtype = dtype
+    return t
+
+
+def _view_of(src, shape, strides, offset):
+    t = make(src._storage, shape, strides, offset, src.dtype)
+    t._base = src if src._base is None else src._base
+    return t
+
+
+view_of = _view_of
+
+
+def empty(shape, dtype, device):
+    dev = _resolve_device(device)
+    if dtype is _dt.float64 and not dev.fp64:
+        raise TypeError(f"float64 is not supported on device {dev.name} (no cl_khr_fp64); use float32")
+    shape = tuple(shape)
+    for s in shape:
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(shape)}")
+    st = Storage(dev, _numel(shape) * dtype.itemsize)
+    return make(st, shape, contiguous_strides(shape), 0, dtype)
+
+
+def from_numpy_array(arr, device, dtype=None):
+    dt = _dt.from_numpy_dtype(arr.dtype) if dtype is None else dtype
+    if arr.dtype != dt.np:
+        arr = arr.astype(dt.np)
+    arr = np.ascontiguousarray(arr).reshape(arr.shape)  # keeps 0-d arrays 0-d
+    t = empty(arr.shape, dt, device)
+    if arr.size:
+        _launch.copy_to_device(t._storage.device, t._storage.buf, 0, arr)
+    return t
+
+
+def to_numpy(t):
+    """Copy to a new host array (waits for every kernel enqueued before)."""
+    dev = t._storage.device
+    n = t.numel()
+    if n == 0:
+        return np.empty(t._shape, dtype=t.dtype.np)
+    if t.is_contiguous():
+        out = np.empty(t._shape, dtype=t.dtype.np)
+        _launch.copy_to_host(dev, t._storage.buf, t._offset * t.dtype.itemsize, out)
+        return out
+    # read the span the view covers, then let numpy apply the strides
+    lo = t._offset + sum(s * (n - 1) for s, n in zip(t._strides, t._shape) if s < 0)
+    hi = t._offset + sum(s * (n - 1) for s, n in zip(t._strides, t._shape) if s > 0)
+    span = np.empty(hi - lo + 1, dtype=t.dtype.np)
+    _launch.copy_to_host(dev, t._storage.buf, lo * t.dtype.itemsize, span)
+    isz = t.dtype.itemsize
+    v = np.lib.stride_tricks.as_strided(span[t._offset - lo:], t._shape, [s * isz for s in t._strides])
+    return v.copy()

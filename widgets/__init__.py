@@ -1,0 +1,1 @@
+"""Jupyter widgets for clgrad (graph view, backprop stepper, gradient flow, training monitor)."""
