@@ -39,7 +39,7 @@ def contiguous_strides(shape):
     return tuple(reversed(st))
 
 
-def gen_source(expr, out_ct, specs, ndim, idx_t, name="ew", preamble=""):
+def gen_source(expr, out_ct, specs, ndim, idx_t, name="ew", preamble="", guard=True):
     """specs: ('c'|'v', ctype, compute_ctype) per array operand or ('s', ctype) per scalar;
     specs[0] is the output.  `expr` uses v1..vN for the cast inputs."""
     params, loads = [], []
@@ -65,8 +65,9 @@ def gen_source(expr, out_ct, specs, ndim, idx_t, name="ew", preamble=""):
     if strided:
         params.append(", ".join(f"{idx_t} d{d}" for d in range(ndim)))
     lines = [f"__kernel void {name}({', '.join(params)}) {{",
-             f"    {idx_t} gid = get_global_id(0);",
-             "    if (gid >= n) return;"]
+             f"    {idx_t} gid = get_global_id(0);"]
+    if guard:
+        lines.append("    if (gid >= n) return;")
     if strided:
         lines.append(f"    {idx_t} r = gid;")
         for d in range(ndim - 1, 0, -1):
@@ -82,7 +83,14 @@ def gen_source(expr, out_ct, specs, ndim, idx_t, name="ew", preamble=""):
     return src
 
 
-_plan_cache = {}
+_cstr_cache = {}
+
+
+def cstrides(shape):
+    r = _cstr_cache.get(shape)
+    if r is None:
+        r = _cstr_cache[shape] = contiguous_strides(shape)
+    return r
 
 
 def run(device, op, expr, out, operands, compute_cts, preamble=""):
@@ -92,11 +100,29 @@ def run(device, op, expr, out, operands, compute_cts, preamble=""):
     and `dtype.ctype`; array operands are already broadcast to out.shape (stride 0).
     Scalars are Python numbers; compute_cts gives each operand's C type in `expr`.
     """
-    shape = out.shape
+    shape = out._shape
     n = 1
     for s in shape:
         n *= s
     if n == 0:
+        return
+    cs = cstrides(shape)
+    if out._strides == cs and n < 2**31 and all(
+            not hasattr(o, "_storage") or (o._strides == cs and o._storage.size < 2**31) for o in operands):
+        # hot path: everything contiguous, one flat index
+        specs = [("c", out.dtype.ctype, None)]
+        args = [out._storage.buf, np.int32(out._offset)]
+        for o, ct in zip(operands, compute_cts):
+            if hasattr(o, "_storage"):
+                specs.append(("c", o.dtype.ctype, ct))
+                args.append(o._storage.buf)
+                args.append(np.int32(o._offset))
+            else:
+                specs.append(("s", ct))
+                args.append(INT_T[ct](o))
+        args.append(np.int32(n))
+        specs = tuple(specs)
+        _launch_ew(device, op, expr, out.dtype.ctype, specs, 1, "int", preamble, args, n)
         return
     arrays = [out] + [o for o in operands if hasattr(o, "_storage")]
     shp, sts = collapse(shape, [a._strides for a in arrays])
@@ -126,7 +152,23 @@ def run(device, op, expr, out, operands, compute_cts, preamble=""):
     specs = tuple(specs)
     if any(sp[0] == "v" for sp in specs):
         args.extend(it(s) for s in shp)
-    key = ("ew", op, expr, specs, ndim, idx_t)
-    knl = device.programs.kernel(key, lambda: (gen_source(expr, out.dtype.ctype, specs, ndim, idx_t, preamble=preamble), "ew"))
+    _launch_ew(device, op, expr, out.dtype.ctype, specs, ndim, idx_t, preamble, args, n)
+
+
+def _launch_ew(device, op, expr, out_ct, specs, ndim, idx_t, preamble, args, n):
+    # GPUs: round the grid up to whole work-groups and guard the tail.  CPUs (PoCL):
+    # no guard, so the compiler can vectorise the work-group loop (3x faster
+    # measured); whole work-groups first, then the tail as a second launch at an offset.
+    guard = not device.is_cpu
+    key = ("ew", op, expr, specs, ndim, idx_t, guard)
+    knl = device.programs.kernel(key, lambda: (gen_source(expr, out_ct, specs, ndim, idx_t, preamble=preamble,
+                                                          guard=guard), "ew"))
     wg = device.wg
-    launch(device, knl, (round_up(n, wg),), (wg,), args, op)
+    if guard:
+        launch(device, knl, (round_up(n, wg),), (wg,), args, op)
+        return
+    main = n // wg * wg
+    if main:
+        launch(device, knl, (main,), (wg,), args, op)
+    if n - main:
+        launch(device, knl, (n - main,), None, args, op, offset=(main,))
