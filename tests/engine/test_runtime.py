@@ -13,7 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _run(code, **env):
-    e = dict(os.environ, PYTHONPATH=ROOT, **env)
+    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+    e = dict(os.environ, PYTHONPATH=path, **env)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e, timeout=120)
     return r
 
