@@ -1,29 +1,37 @@
-# `make test` and `make lab` install everything they need into .venv first.
+# `make test` and `make lab` install what they need into .venv first; a fresh
+# machine needs only python3, pip, make and gcc.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# two workers: PoCL already spreads each kernel over the cores, the second hides compile latency
+PYTEST_WORKERS ?= 2
 
-.PHONY: install test lab bench clean
+.PHONY: install install-lab test lab bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+$(VENV)/.lab: pyproject.toml $(VENV)/.dev
 	$(BIN)/python -m pip install -q -e ".[dev,lab]"
-	touch $(STAMP)
+	touch $@
 
-install: $(STAMP)
+install: $(VENV)/.dev
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
+install-lab: $(VENV)/.lab
 
-lab: $(STAMP)
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+lab: $(VENV)/.lab
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-bench: $(STAMP)
+bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/run.py
 
 clean:

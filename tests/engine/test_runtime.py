@@ -144,3 +144,18 @@ def test_float64_support_is_reported():
     else:
         with pytest.raises(TypeError, match="float64 is not supported"):
             engine.ones(2, dtype=engine.float64)
+
+
+@pytest.mark.parametrize("n", [4096, 4099, 10001])
+def test_vectorised_contiguous_kernels_match(n, monkeypatch):
+    from engine.runtime import elementwise
+    monkeypatch.setattr(elementwise, "VEC4", True)
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal(n).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    ea, eb = engine.tensor(a), engine.tensor(b)
+    np.testing.assert_allclose((ea * eb + 1.5).numpy(), a * b + 1.5, rtol=1e-6)
+    np.testing.assert_array_equal((ea > eb).numpy(), a > b)
+    np.testing.assert_array_equal(ea[1:].relu().numpy(), np.maximum(a[1:], 0))  # offset 1, unaligned
+    i = engine.tensor(rng.integers(-9, 9, n))
+    np.testing.assert_array_equal((i % 4).numpy(), (i.numpy() % 4))
