@@ -3,6 +3,7 @@ from .. import dtypes as D
 from ..autograd import grad_mode as _gm
 from ..runtime import elementwise as _ew
 from ..runtime import reduction as _red
+from ..runtime.memory import Storage as _Storage
 from ..tensor import Tensor, empty, make, wrap_dim
 
 state = _gm.state
@@ -188,3 +189,32 @@ def result_dtype(*args):
 
 def to_float_dtype(dt):
     return dt if dt.is_floating_point else D.get_default_dtype()
+
+
+def fast_binary(op, expr, a, b):
+    """The per-op hot path for `a <op> b` without autograd: contiguous same-shape,
+    same-dtype tensors, or a tensor and a Python number of no higher kind. Returns
+    None when the general path (broadcasting, promotion, autograd) is needed."""
+    if state.enabled and (a._rg or (isinstance(b, Tensor) and b._rg)):
+        return None
+    dt = a.dtype
+    if dt.kind == 0:
+        return None
+    shape = a._shape
+    cs = _ew.cstrides(shape)
+    if a._strides != cs:
+        return None
+    if isinstance(b, Tensor):
+        if b._shape != shape or b.dtype is not dt or b._strides != cs or b._storage.device is not a._storage.device:
+            return None
+    else:
+        tb = type(b)
+        if tb is float:
+            if dt.kind != 2:
+                return None
+        elif tb is not int or not -2**31 <= b < 2**31:
+            return None
+    dev = a._storage.device
+    out = make(_Storage(dev, a.numel() * dt.itemsize), shape, cs, 0, dt)
+    _ew.run_fast(dev, op, expr, out, a, b, dt.ctype, None)
+    return out

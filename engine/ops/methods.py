@@ -2,6 +2,7 @@
 from .. import dtypes as D
 from ..tensor import Tensor
 from . import convert, indexing, pointwise as P, reduce as R, shape as S
+from ._core import fast_binary
 from .convert import inplace
 
 
@@ -34,13 +35,22 @@ def bind(name, fn, inplace_too=False):
         setattr(Tensor, name + "_", _inplace_method(fn))
 
 
+def _fast(op, expr, general):
+    """Operator with the no-autograd contiguous fast path first (see _core.fast_binary)."""
+    def method(s, o):
+        r = fast_binary(op, expr, s, o)
+        return general(s, o) if r is None else r
+    method.__name__ = f"__{op}__"
+    return method
+
+
 T = Tensor
-T.__add__ = lambda s, o: P.Add.apply(s, o, 1)
-T.__radd__ = lambda s, o: P.Add.apply(s, o, 1)
-T.__sub__ = lambda s, o: P.sub(s, o)
+T.__add__ = _fast("add", "v1 + v2", lambda s, o: P.Add.apply(s, o, 1))
+T.__radd__ = T.__add__
+T.__sub__ = _fast("sub", "v1 - v2", P.sub)
 T.__rsub__ = _rev(P.sub)
-T.__mul__ = lambda s, o: P.Mul.apply(s, o)
-T.__rmul__ = lambda s, o: P.Mul.apply(s, o)
+T.__mul__ = _fast("mul", "v1 * v2", lambda s, o: P.Mul.apply(s, o))
+T.__rmul__ = T.__mul__
 T.__truediv__ = lambda s, o: P.Div.apply(s, o, None)
 T.__rtruediv__ = _rev(P.div)
 T.__floordiv__ = lambda s, o: P.floor_divide(s, o)

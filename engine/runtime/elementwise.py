@@ -219,3 +219,44 @@ def _launch_ew(device, op, expr, out_ct, specs, ndim, idx_t, preamble, args, n):
         launch(device, knl, (main,), (wg,), args, op)
     if n - main:
         launch(device, knl, (n - main,), None, args, op, offset=(main,))
+
+
+_fast_cache = {}
+
+
+def run_fast(device, op, expr, out, a, b, ct, vec4):
+    """The dispatch hot path: out = expr(a, b) for contiguous same-shape tensors a (and b,
+    a tensor or a Python scalar of C type ct) whose dtype is the compute type."""
+    shape = out._shape
+    n = 1
+    for s in shape:
+        n *= s
+    if n == 0:
+        return
+    scalar = not hasattr(b, "_storage")
+    key = (device, op, expr, ct, out.dtype.ctype, scalar)
+    ent = _fast_cache.get(key)
+    if ent is None:
+        bspec = ("s", ct) if scalar else ("c", ct, ct)
+        specs = (("c", out.dtype.ctype, None), ("c", ct, ct), bspec)
+        v4 = (device.is_gpu if VEC4 is None else VEC4)
+        knl1 = device.programs.kernel(("ew", op, expr, specs, 1, "int", not device.is_cpu), lambda: (
+            gen_source(expr, out.dtype.ctype, specs, 1, "int", guard=not device.is_cpu), "ew"))
+        knl4 = device.programs.kernel(("ew4", op, expr, specs), lambda: (
+            gen_source_vec4(expr, out.dtype.ctype, specs), "ew")) if v4 else None
+        ent = _fast_cache[key] = (knl1, knl4, INT_T[ct])
+    knl1, knl4, conv = ent
+    i32 = np.int32
+    args = (out._storage.buf, i32(out._offset), a._storage.buf, i32(a._offset),
+            conv(b) if scalar else b._storage.buf) + ((i32(n),) if scalar else (i32(b._offset), i32(n)))
+    wg = device.wg
+    if knl4 is not None and n >= 4096:
+        launch(device, knl4, (round_up((n + 3) // 4, wg),), (wg,), args, op)
+    elif not device.is_cpu:
+        launch(device, knl1, (round_up(n, wg),), (wg,), args, op)
+    else:
+        main = n // wg * wg
+        if main:
+            launch(device, knl1, (main,), (wg,), args, op)
+        if n - main:
+            launch(device, knl1, (n - main,), None, args, op, offset=(main,))
