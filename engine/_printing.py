@@ -1,114 +1,205 @@
-"""PyTorch-style repr: `tensor([[1., 2.]], device='cl:0', grad_fn=<AddBackward0>)`."""
+"""PyTorch-style repr: `tensor([[1., 2.]], device='cl:1', grad_fn=<AddBackward0>)`.
+
+A port of torch/_tensor_str.py's formatting rules (precision, int mode, scientific
+mode, column alignment, summarisation with '...', suffix wrapping) over a host
+copy of the tensor; dtypes print as `engine.<name>`.
+"""
+import math
+
 import numpy as np
 
 from . import dtypes as D
 
-_opts = {"precision": 4, "threshold": 1000, "edgeitems": 3, "linewidth": 80, "sci_mode": None}
+
+class _Opts:
+    precision = 4
+    threshold = 1000
+    edgeitems = 3
+    linewidth = 80
+    sci_mode = None
+
+
+PRINT_OPTS = _Opts()
 
 
 def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None,
                      sci_mode=None):
-    if profile == "default":
-        _opts.update(precision=4, threshold=1000, edgeitems=3, linewidth=80)
-    elif profile == "full":
-        _opts.update(threshold=float("inf"))
-    for k, v in (("precision", precision), ("threshold", threshold), ("edgeitems", edgeitems),
-                 ("linewidth", linewidth)):
-        if v is not None:
-            _opts[k] = v
-    _opts["sci_mode"] = sci_mode
+    """As torch.set_printoptions: profile 'default', 'short' or 'full', or single options."""
+    if profile is not None:
+        if profile == "default":
+            PRINT_OPTS.precision, PRINT_OPTS.threshold, PRINT_OPTS.edgeitems, PRINT_OPTS.linewidth = 4, 1000, 3, 80
+        elif profile == "short":
+            PRINT_OPTS.precision, PRINT_OPTS.threshold, PRINT_OPTS.edgeitems, PRINT_OPTS.linewidth = 2, 1000, 2, 80
+        elif profile == "full":
+            PRINT_OPTS.precision, PRINT_OPTS.threshold, PRINT_OPTS.edgeitems, PRINT_OPTS.linewidth = (
+                4, math.inf, 3, 80)
+    if precision is not None:
+        PRINT_OPTS.precision = precision
+    if threshold is not None:
+        PRINT_OPTS.threshold = threshold
+    if edgeitems is not None:
+        PRINT_OPTS.edgeitems = edgeitems
+    if linewidth is not None:
+        PRINT_OPTS.linewidth = linewidth
+    PRINT_OPTS.sci_mode = sci_mode
 
 
-def _float_formatter(a):
-    finite = a[np.isfinite(a)]
-    p = _opts["precision"]
-    if finite.size == 0:
-        return lambda v: _special(v) or "", 0
-    amax, amin = np.abs(finite).max(), np.abs(finite).min()
-    ints = np.all(finite == np.round(finite))
-    sci = _opts["sci_mode"]
-    if sci is None:
-        sci = amax >= 1e8 or (amin < 1e-4 and amin != 0) or (amin != 0 and amax / amin > 1000 and not ints)
-    if ints and not sci:
-        def f(v):
-            return _special(v) or f"{v:.0f}."
-    elif sci:
-        def f(v):
-            return _special(v) or f"{v:.{p}e}"
-    else:
-        def f(v):
-            return _special(v) or f"{v:.{p}f}"
-    return f, 0
+def get_printoptions():
+    return {"precision": PRINT_OPTS.precision, "threshold": PRINT_OPTS.threshold,
+            "edgeitems": PRINT_OPTS.edgeitems, "linewidth": PRINT_OPTS.linewidth, "sci_mode": PRINT_OPTS.sci_mode}
 
 
-def _special(v):
-    if np.isnan(v):
-        return "nan"
-    if np.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return None
+class _Formatter:
+    def __init__(self, a, floating):
+        self.floating_dtype = floating
+        self.int_mode = True
+        self.sci_mode = False
+        self.max_width = 1
+        p = PRINT_OPTS.precision
+        flat = a.reshape(-1)
+        if not floating:
+            for v in flat.tolist():
+                self.max_width = max(self.max_width, len(_fmt_plain(v)))
+        else:
+            vals = flat.astype(np.float64)
+            nz = vals[np.isfinite(vals) & (vals != 0)]
+            if nz.size == 0:
+                pass
+            else:
+                absv = np.abs(nz)
+                vmin, vmax = float(absv.min()), float(absv.max())
+                self.int_mode = bool(np.all(nz == np.ceil(nz)))
+                if self.int_mode:
+                    if vmax / vmin > 1000.0 or vmax > 1.0e8:
+                        self.sci_mode = True
+                        self.max_width = max(len(f"{v:.{p}e}") for v in nz.tolist())
+                    else:
+                        self.max_width = max(len(f"{v:.0f}") + 1 for v in nz.tolist())
+                else:
+                    if vmax / vmin > 1000.0 or vmax > 1.0e8 or vmin < 1.0e-4:
+                        self.sci_mode = True
+                        self.max_width = max(len(f"{v:.{p}e}") for v in nz.tolist())
+                    else:
+                        self.max_width = max(len(f"{v:.{p}f}") for v in nz.tolist())
+        if PRINT_OPTS.sci_mode is not None:
+            self.sci_mode = PRINT_OPTS.sci_mode
+
+    def width(self):
+        return self.max_width
+
+    def format(self, value):
+        p = PRINT_OPTS.precision
+        if self.floating_dtype:
+            value = float(value)
+            if self.sci_mode:
+                ret = f"{value:{self.max_width}.{p}e}"
+            elif self.int_mode:
+                ret = f"{value:.0f}"
+                if not (math.isinf(value) or math.isnan(value)):
+                    ret += "."
+            else:
+                ret = f"{value:.{p}f}"
+        else:
+            ret = _fmt_plain(value)
+        return (self.max_width - len(ret)) * " " + ret
 
 
-def _format(a, dtype):
-    if dtype is D.bool_:
-        fmt = lambda v: "True" if v else "False"  # noqa: E731
-    elif dtype.is_floating_point:
-        fmt, _ = _float_formatter(a.astype(np.float64).ravel())
-    else:
-        fmt = str
-    summarize = a.size > _opts["threshold"]
-    items = a.ravel()
-    if summarize:
-        e = _opts["edgeitems"]
-        items = np.concatenate([_edges(a, e).ravel()])
-    width = max((len(fmt(v)) for v in items), default=1)
-    return _nested(a, fmt, width, 1, summarize, _opts["edgeitems"])
+def _fmt_plain(v):
+    return str(bool(v)) if isinstance(v, (bool, np.bool_)) else f"{v}"
 
 
-def _edges(a, e):
+def _summarized(a):
+    e = PRINT_OPTS.edgeitems
     if a.ndim == 0:
         return a
-    if a.shape[0] > 2 * e:
-        a = np.concatenate([a[:e], a[-e:]])
-    return np.stack([_edges(x, e) for x in a]) if a.ndim > 1 else a
-
-
-def _nested(a, fmt, width, indent, summarize, e):
-    if a.ndim == 0:
-        return fmt(a.item())
     if a.ndim == 1:
-        vals = [fmt(v).rjust(width) for v in a]
-        if summarize and len(vals) > 2 * e:
-            vals = vals[:e] + ["..."] + vals[-e:]
-        per_line = max(1, (_opts["linewidth"] - indent - 1) // (width + 2))
-        lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
-        return "[" + (",\n" + " " * (indent + 6)).join(lines) + "]" if False else "[" + \
-            (",\n" + " " * indent).join(lines) + "]"
-    rows = list(a)
-    parts = [_nested(r, fmt, width, indent + 1, summarize, e) for r in rows]
-    if summarize and len(parts) > 2 * e:
-        parts = parts[:e] + ["..."] + parts[-e:]
-    sep = "," + "\n" * (a.ndim - 1) + " " * indent
-    return "[" + sep.join(parts) + "]"
+        if a.shape[0] > 2 * e:
+            return np.concatenate([a[:e], a[-e:]])
+        return a
+    if a.shape[0] > 2 * e:
+        rows = [_summarized(a[i]) for i in range(e)] + [_summarized(a[i]) for i in range(a.shape[0] - e, a.shape[0])]
+    else:
+        rows = [_summarized(r) for r in a]
+    return np.stack(rows)
 
 
-def tensor_repr(t, name="tensor"):
-    from .tensor import to_numpy
-    a = to_numpy(t)
-    pad = " " * (len(name) + 1)
-    body = _format(a, t.dtype).replace("\n", "\n" + pad)
-    suffix = []
+def _vector_str(a, indent, summarize, fmt):
+    element_length = fmt.width() + 2
+    per_line = max(1, int(math.floor((PRINT_OPTS.linewidth - indent) / element_length)))
+    e = PRINT_OPTS.edgeitems
+    if summarize and not e:
+        data = ["..."]
+    elif summarize and a.shape[0] > 2 * e:
+        data = [fmt.format(v) for v in a[:e].tolist()] + [" ..."] + [fmt.format(v) for v in a[-e:].tolist()]
+    else:
+        data = [fmt.format(v) for v in a.tolist()]
+    lines = [", ".join(data[i:i + per_line]) for i in range(0, len(data), per_line)]
+    return "[" + ("," + "\n" + " " * (indent + 1)).join(lines) + "]"
+
+
+def _tensor_str_with_formatter(a, indent, summarize, fmt):
+    dim = a.ndim
+    if dim == 0:
+        return fmt.format(a.item())
+    if dim == 1:
+        return _vector_str(a, indent, summarize, fmt)
+    e = PRINT_OPTS.edgeitems
+    if summarize and a.shape[0] > 2 * e:
+        slices = ([_tensor_str_with_formatter(a[i], indent + 1, summarize, fmt) for i in range(e)] + ["..."]
+                  + [_tensor_str_with_formatter(a[i], indent + 1, summarize, fmt)
+                     for i in range(a.shape[0] - e, a.shape[0])])
+    else:
+        slices = [_tensor_str_with_formatter(a[i], indent + 1, summarize, fmt) for i in range(a.shape[0])]
+    return "[" + ("," + "\n" * (dim - 1) + " " * (indent + 1)).join(slices) + "]"
+
+
+def _tensor_str(a, dtype, indent):
+    if a.size == 0:
+        return "[]"
+    summarize = a.size > PRINT_OPTS.threshold
+    if dtype is D.float16:
+        a = a.astype(np.float32)
+    fmt = _Formatter(_summarized(a) if summarize else a, dtype.is_floating_point)
+    return _tensor_str_with_formatter(a, indent, summarize, fmt)
+
+
+def _add_suffixes(tensor_str, suffixes, indent, force_newline=False):
+    tensor_strs = [tensor_str]
+    last_line_len = len(tensor_str) - tensor_str.rfind("\n") + 1
+    for suffix in suffixes:
+        suffix_len = len(suffix)
+        if force_newline or last_line_len + suffix_len + 2 > PRINT_OPTS.linewidth:
+            tensor_strs.append(",\n" + " " * indent + suffix)
+            last_line_len = indent + suffix_len
+            force_newline = False
+        else:
+            tensor_strs.append(", " + suffix)
+            last_line_len += suffix_len + 2
+    tensor_strs.append(")")
+    return "".join(tensor_strs)
+
+
+def tensor_repr(t, name="tensor", tensor_contents=None):
     from .runtime.device import default_device
+    from .tensor import to_numpy
+    prefix = name + "("
+    indent = len(prefix)
+    suffixes = []
     if t._storage.device is not default_device():
-        suffix.append(f"device='cl:{t._storage.device.index}'")
-    if t.numel() == 0 and t.ndim != 1:
+        suffixes.append(f"device='cl:{t._storage.device.index}'")
+    default = D.get_default_dtype()
+    if t.numel() == 0:
+        if t.ndim != 1:
+            suffixes.append(f"size={tuple(t.shape)}")
+        if t.dtype is not default:
+            suffixes.append(f"dtype=engine.{t.dtype.name}")
         body = "[]"
-        suffix.append(f"size={tuple(t.shape)}")
-    if t.dtype not in (D.float32, D.int64, D.bool_) or (t.dtype is D.float32 and D.get_default_dtype() is not D.float32):
-        suffix.append(f"dtype=engine.{t.dtype.name}")
+    else:
+        if t.dtype not in (default, D.int64, D.bool_):
+            suffixes.append(f"dtype=engine.{t.dtype.name}")
+        body = tensor_contents if tensor_contents is not None else _tensor_str(to_numpy(t), t.dtype, indent)
     if t.grad_fn is not None:
-        suffix.append(f"grad_fn=<{t.grad_fn.name()}>")
+        suffixes.append(f"grad_fn=<{t.grad_fn.name()}>")
     elif t._rg:
-        suffix.append("requires_grad=True")
-    tail = "".join(", " + s for s in suffix)
-    return f"{name}({body}{tail})"
+        suffixes.append("requires_grad=True")
+    return _add_suffixes(prefix + body, suffixes, indent)

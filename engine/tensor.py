@@ -127,6 +127,8 @@ class Tensor:
         return False
 
     def is_contiguous(self, memory_format=None):
+        if 0 in self._shape:
+            return True
         exp = 1
         for n, s in zip(reversed(self._shape), reversed(self._strides)):
             if n != 1 and s != exp:
@@ -157,7 +159,7 @@ class Tensor:
                                "use a computed variable in a subgraph that doesn't require differentiation "
                                "use var_no_grad = var.detach().")
         if value and not self.dtype.is_floating_point:
-            raise RuntimeError(f"only Tensors of floating point dtype can require gradients, got {self.dtype}")
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
         self._rg = value
 
     def requires_grad_(self, requires_grad=True):
@@ -192,9 +194,21 @@ class Tensor:
         from .autograd.engine import backward
         backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor) after a backward pass accumulated into this leaf's .grad."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not self._rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        from .autograd.hooks import RemovableHandle
+        d = self.__dict__.setdefault("_post_acc_hooks", {})
+        h = RemovableHandle(d)
+        d[h.id] = hook
+        return h
+
     def detach(self):
-        t = _view_of(self, self._shape, self._strides, self._offset)
-        return t
+        """A new tensor sharing storage (and version counter) with self, without history."""
+        return make(self._storage, self._shape, self._strides, self._offset, self.dtype)
 
     def detach_(self):
         if self._base is not None and self._base._rg:
@@ -213,6 +227,23 @@ class Tensor:
             raise TypeError(f"data must be a Tensor, got {type(other).__name__}")
         self._storage, self._shape, self._strides, self._offset, self.dtype = (
             other._storage, other._shape, other._strides, other._offset, other.dtype)
+
+    @property
+    def output_nr(self):
+        return self._output_nr
+
+    @property
+    def layout(self):
+        return "strided"
+
+    is_sparse = False
+    is_quantized = False
+    is_meta = False
+    is_nested = False
+    is_mkldnn = False
+
+    def is_inference(self):
+        return False
 
     @property
     def T(self):
@@ -281,6 +312,35 @@ class Tensor:
 
     def __complex__(self):
         return complex(self.item())
+
+    def __reversed__(self):
+        return self.flip(0) if self.ndim else self
+
+    def __contains__(self, element):
+        if isinstance(element, (Tensor, int, float, bool)):
+            return bool((self == element).sum().item() > 0)
+        raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a {type(element)}.")
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        from .ops.creation import tensor
+        return tensor(data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False, **_):
+        from .ops.creation import empty
+        return empty(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False, **_):
+        from .ops.creation import zeros
+        return zeros(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False, **_):
+        from .ops.creation import ones
+        return ones(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False, **_):
+        from .ops.creation import full
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                    requires_grad=requires_grad)
 
     def __hash__(self):
         return id(self)

@@ -1,15 +1,23 @@
-"""The backward engine: walk the graph from the roots in dependency order
-(highest sequence number first among ready nodes, as PyTorch does), calling
-each node's backward formula and routing gradients to the next nodes."""
+"""The backward engine.
+
+Walks the graph from the roots in dependency order: a node runs once every node
+that feeds it a gradient has run; among ready nodes the most recently created
+runs first (PyTorch's sequence-number priority) and AccumulateGrad sinks run as
+soon as they are ready.  Each node's backward formula runs with grad mode set to
+`create_graph`, so with create_graph=True the gradients have a graph of their own
+(higher-order derivatives).  Iterative throughout: a 10,000-op chain is fine.
+"""
 import heapq
+import sys
 
 from ..tensor import Tensor
 from . import grad_mode as _gm
-from .function import AccumulateGrad, FunctionCtx, accumulate_node
+from .function import FREED, FREED_MSG, AccumulateGrad, accumulate_node
 from .hooks import run_tensor_hooks
 
 _state = _gm.state
-_recorders = []  # callbacks(event dict) installed by graph.record_backward
+_recorders = []  # callbacks(node, grad_outputs, grad_inputs) installed by graph.record_backward
+_getrefcount = sys.getrefcount
 
 
 def _root_edge(t):
@@ -20,80 +28,108 @@ def _root_edge(t):
     return None
 
 
-def _ones_like(t):
-    from ..ops.creation import full_like
-    return full_like(t, 1.0)
-
-
-def _check_grad(t, g):
+def _make_grad(t, g, i):
     if g is None:
         if t.numel() != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
-        return _ones_like(t)
+        if not t.dtype.is_floating_point:
+            raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got {t.dtype}")
+        from ..ops.creation import full_like
+        return full_like(t, 1.0)
     if not isinstance(g, Tensor):
         from ..ops.creation import tensor
         g = tensor(g, dtype=t.dtype, device=t.device)
     if tuple(g.shape) != tuple(t.shape):
-        raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {tuple(g.shape)} and "
-                           f"output[0] has a shape of {tuple(t.shape)}.")
+        raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and "
+                           f"output[{i}] has a shape of {t.shape}.")
+    if g.dtype is not t.dtype:
+        g = g.to(t.dtype)
     return g
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
-    if isinstance(tensors, Tensor):
-        tensors = (tensors,)
-        grad_tensors = (grad_tensors,)
-    elif grad_tensors is None:
-        grad_tensors = (None,) * len(tensors)
-    elif isinstance(grad_tensors, Tensor):
-        grad_tensors = (grad_tensors,)
+def _as_tuple(x):
+    if isinstance(x, Tensor):
+        return (x,)
+    if x is None:
+        return None
+    return tuple(x)
+
+
+def _roots(tensors, grad_tensors):
+    roots = []
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected a Tensor as element {i} of the outputs, got {type(t).__name__}")
+        g = grad_tensors[i] if grad_tensors is not None and i < len(grad_tensors) else None
+        if not t._rg:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+        roots.append((_root_edge(t), _make_grad(t, g, i)))
+    return roots
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
+             inputs=None):
+    """Accumulate d(tensors)/d(leaf) into every leaf's `.grad` (or only into `inputs`'s)."""
+    tensors = _as_tuple(tensors)
+    grad_tensors = _as_tuple(grad_tensors if grad_tensors is not None else grad_variables)
+    if grad_tensors is not None and len(grad_tensors) != len(tensors):
+        raise RuntimeError(f"grad_tensors has {len(grad_tensors)} elements but tensors has {len(tensors)}")
     if retain_graph is None:
         retain_graph = create_graph
-    roots = []
-    for t, g in zip(tensors, grad_tensors):
-        if not t._rg:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
-        roots.append((_root_edge(t), _check_grad(t, g)))
+    roots = _roots(tensors, grad_tensors)
     capture = None
+    nonleaf = None
     if inputs is not None:
-        if isinstance(inputs, Tensor):
-            inputs = (inputs,)
+        inputs = _as_tuple(inputs)
+        if not inputs:
+            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
         capture = {}
+        nonleaf = []
         for x in inputs:
             e = _root_edge(x)
             if e is None:
                 raise RuntimeError("One of the differentiated Tensors does not require grad")
             capture[e] = None
-    _run(roots, retain_graph, create_graph, capture, accumulate=True)
+            if x.grad_fn is not None:
+                nonleaf.append((x, e))
+    _run(roots, retain_graph, create_graph, capture, True)
+    if nonleaf:
+        for x, e in nonleaf:
+            g = capture[e]
+            if g is not None:
+                _accumulate(x, g, create_graph)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
          only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
-    single_in = isinstance(inputs, Tensor)
-    if isinstance(outputs, Tensor):
-        outputs = (outputs,)
-    if single_in:
-        inputs = (inputs,)
-    if grad_outputs is None:
-        grad_outputs = (None,) * len(outputs)
-    elif isinstance(grad_outputs, Tensor):
-        grad_outputs = (grad_outputs,)
+    """The gradients of `outputs` with respect to `inputs` (a tuple), without touching `.grad`."""
+    if is_grads_batched:
+        raise NotImplementedError("is_grads_batched=True is not supported")
+    outputs = _as_tuple(outputs)
+    inputs = _as_tuple(inputs)
+    grad_outputs = _as_tuple(grad_outputs)
+    if grad_outputs is not None and len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"grad requires one grad_output per output: got {len(grad_outputs)} grad_outputs "
+                           f"and {len(outputs)} outputs")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    elif materialize_grads and not allow_unused:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, "
+                         "but got: allow_unused=False.")
     if retain_graph is None:
         retain_graph = create_graph
-    roots = []
-    for t, g in zip(outputs, grad_outputs):
-        if not t._rg:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
-        roots.append((_root_edge(t), _check_grad(t, g)))
+    roots = _roots(outputs, grad_outputs)
     capture = {}
     edges = []
     for x in inputs:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"grad(): inputs must be Tensors, got {type(x).__name__}")
         if not x._rg:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
         e = _root_edge(x)
         edges.append(e)
         capture[e] = None
-    _run(roots, retain_graph, create_graph, capture, accumulate=False)
+    _run(roots, retain_graph, create_graph, capture, False)
     res = []
     for x, e in zip(inputs, edges):
         g = capture[e]
@@ -108,179 +144,298 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(res)
 
 
-def _add(a, b):
-    if a is None:
-        return b
-    return a + b
-
-
-def _run(roots, retain_graph, create_graph, capture, accumulate):
-    # dependency counts over the reachable graph
+def _discover(root_nodes):
+    """deps[n]: how many edges from reachable nodes point at n."""
     deps = {}
-    seen = set()
-    stack = []
-    for (node, _), _g in roots:
-        if node not in seen:
-            seen.add(node)
-            stack.append(node)
+    seen = set(root_nodes)
+    stack = list(seen)
     while stack:
         n = stack.pop()
-        for nxt, _ in (n.next_functions or ()):
+        for nxt, _ in n.next_functions:
             if nxt is None:
                 continue
             deps[nxt] = deps.get(nxt, 0) + 1
             if nxt not in seen:
                 seen.add(nxt)
                 stack.append(nxt)
-    # prune to what matters: without accumulation only paths to captured edges
-    if not accumulate:
-        targets = {n for n, _ in capture}
-        useful = {}
+    return deps, seen
 
-        def is_useful(n):
-            r = useful.get(n)
-            if r is None:
-                useful[n] = False
-                r = n in targets or any(nx is not None and is_useful(nx) for nx, _ in (n.next_functions or ()))
-                useful[n] = r
-            return r
-        import sys
-        lim = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(lim, 10 * len(seen) + 1000))
-        try:
-            for n in seen:
-                is_useful(n)
-        finally:
-            sys.setrecursionlimit(lim)
-    else:
-        useful = None
+
+def _needed(root_nodes, deps, targets):
+    """Nodes from which a target is reachable (targets included), and the dependency
+    counts restricted to them."""
+    indeg = dict(deps)
+    ready = [n for n in set(root_nodes) if not indeg.get(n)]
+    topo = []
+    while ready:
+        n = ready.pop()
+        topo.append(n)
+        for nxt, _ in n.next_functions:
+            if nxt is None:
+                continue
+            d = indeg[nxt] - 1
+            indeg[nxt] = d
+            if d == 0:
+                ready.append(nxt)
+    needed = set()
+    for n in reversed(topo):
+        if n in targets:
+            needed.add(n)
+            continue
+        for nxt, _ in n.next_functions:
+            if nxt is not None and nxt in needed:
+                needed.add(n)
+                break
+    ndeps = {}
+    for n in needed:
+        for nxt, _ in n.next_functions:
+            if nxt is not None and nxt in needed:
+                ndeps[nxt] = ndeps.get(nxt, 0) + 1
+    return needed, ndeps
+
+
+def _run(roots, retain_graph, create_graph, capture, accumulate):
+    root_nodes = [e[0] for e, _ in roots]
+    deps, _seen = _discover(root_nodes)
+    needed = None
+    if capture is not None:
+        needed, deps = _needed(root_nodes, deps, {n for n, _ in capture})
 
     buffers = {}
-    heap = []
     for (node, nr), g in roots:
+        if needed is not None and node not in needed:
+            continue
         buf = buffers.get(node)
         if buf is None:
             buf = buffers[node] = [None] * node._n_outputs
-        buf[nr] = _add(buf[nr], g)
-    for node in list(buffers):
-        if deps.get(node, 0) == 0:
-            heapq.heappush(heap, (-node._seq, id(node), node))
+        buf[nr] = g if buf[nr] is None else buf[nr] + g
+    heap = []
+    tick = 0
+    for node in buffers:
+        if not deps.get(node):
+            heap.append((-node._seq, tick, node))
+            tick += 1
+    heapq.heapify(heap)
 
     prev = _state.enabled
     _state.enabled = bool(create_graph)
     recorders = list(_recorders)
     try:
         while heap:
-            _, _, node = heapq.heappop(heap)
+            node = heapq.heappop(heap)[2]
             grads = buffers.pop(node)
+            if type(node) is AccumulateGrad:
+                g = grads[0]
+                grads[0] = None
+                if g is None:
+                    continue
+                t = node.variable
+                if t._hooks:
+                    g = run_tensor_hooks(t, g)
+                if node._pre_hooks:
+                    for fn in list(node._pre_hooks.values()):
+                        r = fn((g,))
+                        if r is not None:
+                            g = r[0]
+                if capture is not None:
+                    key = (node, 0)
+                    if key in capture:
+                        c = capture[key]
+                        capture[key] = g if c is None else c + g
+                    elif accumulate:
+                        continue
+                if accumulate and g is not None:
+                    if recorders:
+                        _record(recorders, node, (g,), ())
+                    _accumulate(t, g, create_graph)
+                    d = t.__dict__
+                    if d and "_post_acc_hooks" in d:
+                        for fn in list(d["_post_acc_hooks"].values()):
+                            fn(t)
+                continue
+
+            d = node.__dict__
+            owners = d.get("_tensor_owners")
+            if owners:
+                _apply_tensor_hooks(owners, grads, create_graph)
             if capture is not None:
                 for i, g in enumerate(grads):
-                    if g is not None and (node, i) in capture:
-                        c = capture[(node, i)]
-                        capture[(node, i)] = g if c is None else c + g
-            if isinstance(node, AccumulateGrad):
-                if accumulate and grads[0] is not None and (capture is None or (node, 0) in capture):
-                    _accumulate(node, grads[0], create_graph)
-                    if recorders:
-                        _record(recorders, node, grads, ())
-                continue
+                    if g is not None:
+                        key = (node, i)
+                        if key in capture:
+                            c = capture[key]
+                            capture[key] = g if c is None else c + g
             nexts = node.next_functions
-            run = any(g is not None for g in grads)
-            if run and useful is not None:
-                run = any(nx is not None and useful[nx] for nx, _ in nexts)
+            run = False
+            for g in grads:
+                if g is not None:
+                    run = True
+                    break
+            if run and needed is not None:
+                run = False
+                for nx, _ in nexts:
+                    if nx is not None and nx in needed:
+                        run = True
+                        break
+            out = None
             if run:
                 if node._pre_hooks:
                     for fn in list(node._pre_hooks.values()):
                         r = fn(tuple(grads))
                         if r is not None:
                             grads = list(r)
-                grads = _apply_retain_hooks(node, grads)
                 out = _call_backward(node, grads)
                 if node._hooks:
                     for fn in list(node._hooks.values()):
-                        fn(out, tuple(grads))
+                        r = fn(out, tuple(grads))
+                        if r is not None:
+                            out = tuple(r)
                 if recorders:
                     _record(recorders, node, grads, out)
-                if not retain_graph:
-                    node._saved = None
-            else:
-                out = (None,) * len(nexts)
-            for (nxt, nr), g in zip(nexts, out):
-                if nxt is None:
+                if not retain_graph and node._saved:
+                    node._saved = FREED
+            k = 0
+            for nxt, nr in nexts:
+                if nxt is None or (needed is not None and nxt not in needed):
+                    k += 1
                     continue
                 buf = buffers.get(nxt)
                 if buf is None:
                     buf = buffers[nxt] = [None] * nxt._n_outputs
-                if g is not None:
-                    buf[nr] = _add(buf[nr], g)
-                d = deps[nxt] - 1
-                deps[nxt] = d
-                if d == 0:
-                    heapq.heappush(heap, (-nxt._seq, id(nxt), nxt))
+                if out is not None:
+                    g = out[k]
+                    if g is not None:
+                        c = buf[nr]
+                        buf[nr] = g if c is None else c + g
+                k += 1
+                dn = deps[nxt] - 1
+                deps[nxt] = dn
+                if dn == 0:
+                    heapq.heappush(heap, (-nxt._seq, tick, nxt))
+                    tick += 1
     finally:
         _state.enabled = prev
 
 
-def _apply_retain_hooks(node, grads):
-    owners = getattr(node, "_tensor_owners", None)
-    if not owners:
-        return grads
+def _apply_tensor_hooks(owners, grads, create_graph):
+    """Hooks registered on non-leaf tensors, then retain_grad, before the node runs."""
     for i, t in list(owners.items()):
-        if grads[i] is None:
+        g = grads[i]
+        if g is None:
             continue
-        g = run_tensor_hooks(t, grads[i])
-        grads[i] = g
+        if t._hooks:
+            g = run_tensor_hooks(t, g)
+            grads[i] = g
         if t._retains_grad:
-            t.grad = g if t.grad is None else t.grad + g
-    return grads
+            if t.grad is None:
+                t.grad = g if create_graph else _clone(g)
+            else:
+                t.grad = t.grad + g
+
+
+def _clone(g):
+    from ..ops.creation import clone_tensor
+    return clone_tensor(g)
 
 
 def _call_backward(node, grads):
-    fn = node._function
-    if node._saved is None:
-        raise RuntimeError("Trying to backward through the graph a second time (or directly access saved "
-                           "tensors after they have already been freed). Saved intermediate values of the "
-                           "graph are freed when you call .backward() or autograd.grad(). Specify "
-                           "retain_graph=True if you need to backward through the graph a second time.")
+    saved = node._saved
+    if saved is FREED:
+        raise RuntimeError(FREED_MSG)
     if node._materialize:
         for i, g in enumerate(grads):
             if g is None:
                 grads[i] = _zeros_for(node, i)
-    out = fn.backward(node, *grads)
-    if not isinstance(out, tuple):
-        out = (out,)
+    out = node._function.backward(node, *grads)
+    if type(out) is not tuple:
+        out = tuple(out) if isinstance(out, list) else (out,)
+    if node._validate:
+        return _validate(node, out)
+    tpos = node._tpos
+    if tpos is not None:
+        n = len(out)
+        out = tuple(out[i] if i < n else None for i in tpos)
     n = len(node.next_functions)
-    if len(out) < n:
-        out = out + (None,) * (n - len(out))
-    elif len(out) > n:
-        if any(g is not None for g in out[n:]):
-            raise RuntimeError(f"function {node.name()} returned an incorrect number of gradients "
-                               f"(expected {n}, got {len(out)})")
-        out = out[:n]
+    if len(out) != n:
+        if len(out) < n:
+            out = out + (None,) * (n - len(out))
+        else:
+            if any(g is not None for g in out[n:]):
+                raise RuntimeError(f"function {node.name()} returned an incorrect number of gradients "
+                                   f"(expected {n}, got {len(out)})")
+            out = out[:n]
+    dts = node._in_dtypes
+    if dts is not None:
+        out = tuple(g if g is None or g.dtype is dt or not dt.is_floating_point else g.to(dt)
+                    for g, dt in zip(out, dts))
     return out
+
+
+def _validate(node, out):
+    """Checks PyTorch applies to a custom Function's gradients."""
+    name = node.name()
+    if len(out) != node._nargs:
+        raise RuntimeError(f"function {name} returned an incorrect number of gradients (expected "
+                           f"{node._nargs}, got {len(out)})")
+    tpos = node._tpos
+    if tpos is not None:
+        tset = set(tpos)
+        for i, g in enumerate(out):
+            if g is not None and i not in tset:
+                raise RuntimeError(f"function {name} returned a gradient different than None at position "
+                                   f"{i + 1}, but the corresponding forward input was not a Variable")
+        out = tuple(out[i] for i in tpos)
+    res = []
+    dts = node._in_dtypes
+    for k, ((nxt, _), g, shape) in enumerate(zip(node.next_functions, out, node._in_shapes)):
+        if g is None or nxt is None:
+            res.append(None)
+            continue
+        if not isinstance(g, Tensor):
+            raise TypeError(f"function {name} returned a gradient of type {type(g).__name__} at index {k}; "
+                            "expected a Tensor or None")
+        if g._shape != shape:
+            from ..ops._core import broadcast_shapes, sum_to
+            try:
+                ok = broadcast_shapes(shape, g._shape) == tuple(g._shape)
+            except RuntimeError:
+                ok = False
+            if not ok:
+                raise RuntimeError(f"Function {name} returned an invalid gradient at index {k} - got "
+                                   f"{list(g.shape)} but expected shape compatible with {list(shape)}")
+            g = sum_to(g, shape)
+        if dts is not None and g.dtype is not dts[k] and dts[k].is_floating_point:
+            g = g.to(dts[k])
+        res.append(g)
+    return tuple(res)
 
 
 def _zeros_for(node, i):
     meta = node._meta
-    if meta is None:
+    if meta is None or meta[i] is None:
         raise RuntimeError(f"{node.name()}: missing gradient for output {i}")
     from ..ops.creation import zeros
     shape, dtype, dev = meta[i]
     return zeros(shape, dtype=dtype, device=dev)
 
 
-def _accumulate(node, g, create_graph):
-    t = node.variable
-    g = run_tensor_hooks(t, g)
-    if g is None:
-        return
-    if t.grad is None:
-        # own the memory: the same gradient tensor may flow to several inputs
-        t.grad = g if create_graph else g.detach().clone()
-    elif create_graph:
-        t.grad = t.grad + g
+def _accumulate(t, g, create_graph):
+    """t.grad += g, as PyTorch's AccumulateGrad: the first gradient is stolen when
+    nothing else references it (else copied), later ones are added in place."""
+    old = t.grad
+    if old is None:
+        if create_graph:
+            t.grad = g
+        elif (g.grad_fn is None and not g._rg and g.dtype is t.dtype and g._shape == t._shape
+              and _getrefcount(g._storage) == 2 and _getrefcount(g) <= 4 and g.is_contiguous()):
+            t.grad = g  # a fresh gradient nobody else holds: no copy
+        else:
+            from ..ops.creation import clone_tensor
+            t.grad = clone_tensor(g)
+    elif create_graph or old._rg:
+        t.grad = old + g
     else:
-        t.grad.add_(g.detach())
+        old.add_(g)
 
 
 def _record(recorders, node, grads_out, grads_in):

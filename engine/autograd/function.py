@@ -2,18 +2,39 @@
 
 `Function.apply` runs `forward` with grad recording off and, if any input
 requires grad, makes the ctx object the graph node (as PyTorch does): it keeps
-the saved tensors, the next nodes (one per input) and the backward formula.
+the saved tensors, the next nodes (one edge per Tensor input, like PyTorch's
+`next_functions`) and the backward formula.  `backward` returns one gradient
+per forward argument (None for non-Tensor arguments); the engine keeps the
+ones for Tensor arguments.
 """
-from ..tensor import Tensor, view_of
+import itertools
+
+from ..tensor import Tensor, make
 from . import grad_mode as _gm
 
 _state = _gm.state
-_seq = [0]
+_seq = itertools.count(1)
+_NONE_EDGE = (None, 0)
+_FALSES = {}
+
+# AccumulateGrad nodes run as soon as they are ready (PyTorch gives them the
+# highest priority), other nodes in decreasing creation order.
+ACCUMULATE_SEQ = 1 << 62
 
 
 class Node:
-    """Base of every graph node.  `next_functions` pairs (node, output_nr) per input."""
-    __slots__ = ("next_functions", "_seq", "_saved", "_pre_hooks", "_hooks", "_meta", "__weakref__")
+    """Base of every graph node.
+
+    `next_functions`: one (node, output_nr) pair per Tensor input of the op,
+    (None, 0) for inputs that need no gradient.  `name()` is PyTorch's class
+    name (e.g. 'MulBackward0')."""
+    __slots__ = ()
+    next_functions = ()
+    _seq = 0
+    _saved = None
+    _pre_hooks = None
+    _hooks = None
+    _meta = None
     _n_outputs = 1
 
     def name(self):
@@ -23,7 +44,8 @@ class Node:
         return f"<{self.name()} object at {id(self):#x}>"
 
     def register_hook(self, fn):
-        """fn(grad_inputs, grad_outputs) after this node ran."""
+        """fn(grad_inputs, grad_outputs) after this node ran; returns a removable handle.
+        grad_inputs are the gradients the node passes on, grad_outputs those it received."""
         from .hooks import RemovableHandle
         if self._hooks is None:
             self._hooks = {}
@@ -40,19 +62,24 @@ class Node:
         self._pre_hooks[h.id] = fn
         return h
 
+    @property
+    def metadata(self):
+        d = getattr(self, "_metadata_dict", None)
+        if d is None:
+            d = {}
+            object.__setattr__(self, "_metadata_dict", d)
+        return d
+
 
 class AccumulateGrad(Node):
     """Sink node of a leaf tensor: adds the incoming gradient into `.grad`."""
-    __slots__ = ("variable",)
+    __slots__ = ("variable", "_pre_hooks", "_hooks", "_metadata_dict", "__weakref__")
+    _seq = ACCUMULATE_SEQ
 
     def __init__(self, variable):
         self.variable = variable
-        self.next_functions = ()
-        self._seq = -1
-        self._saved = None
         self._pre_hooks = None
         self._hooks = None
-        self._meta = None
 
 
 def accumulate_node(t):
@@ -63,31 +90,50 @@ def accumulate_node(t):
 
 
 class SavedTensor:
-    __slots__ = ("tensor", "version", "is_output")
+    __slots__ = ("tensor", "version", "output_nr")
 
-    def __init__(self, tensor, is_output):
+    def __init__(self, tensor, output_nr):
         self.tensor = tensor
         self.version = tensor._storage.version
-        self.is_output = is_output
+        self.output_nr = output_nr  # -1 for inputs
 
 
-_FREED_MSG = ("Trying to backward through the graph a second time (or directly access saved tensors "
-              "after they have already been freed). Saved intermediate values of the graph are freed when "
-              "you call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward "
-              "through the graph a second time or if you need to access saved tensors after calling backward.")
+FREED = []  # marker: node._saved after the graph was freed
+
+FREED_MSG = ("Trying to backward through the graph a second time (or directly access saved tensors "
+             "after they have already been freed). Saved intermediate values of the graph are freed when "
+             "you call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward "
+             "through the graph a second time or if you need to access saved tensors after calling backward.")
 
 
 class FunctionCtx(Node):
-    __slots__ = ("needs_input_grad", "_to_save", "_non_diff", "_materialize", "__dict__")
+    """The `ctx` of a Function, which becomes the graph node of its outputs."""
+    __slots__ = ("__dict__", "__weakref__")
+    _to_save = None
+    _non_diff = None
+    _dirty = None
+    _materialize = True
+    _tpos = None       # positions of the Tensor arguments when some arguments are not Tensors
+    _nargs = 0
+    _in_dtypes = None  # per edge, set when an input's dtype differs from the output's
+    _in_shapes = None  # per edge, for custom (user-defined) Functions: validated
+    needs_input_grad = ()
 
     def save_for_backward(self, *tensors):
+        for t in tensors:
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError("save_for_backward can only save variables, but argument "
+                                f"{tensors.index(t)} is of type {type(t).__name__}")
         self._to_save = tensors
+
+    def save_for_forward(self, *tensors):
+        pass
 
     def mark_non_differentiable(self, *tensors):
         self._non_diff = {id(t) for t in tensors}
 
     def mark_dirty(self, *tensors):
-        pass
+        self._dirty = {id(t) for t in tensors}
 
     def set_materialize_grads(self, value):
         self._materialize = bool(value)
@@ -96,9 +142,11 @@ class FunctionCtx(Node):
     def saved_tensors(self):
         saved = self._saved
         if saved is None:
-            if getattr(self, "_to_save", None) is not None and self.next_functions is None:
+            if self._to_save is not None:
                 return self._to_save  # forward-time access, before apply() wrapped them
-            raise RuntimeError(_FREED_MSG)
+            return ()
+        if saved is FREED:
+            raise RuntimeError(FREED_MSG)
         out = []
         for s in saved:
             if s is None:
@@ -106,37 +154,55 @@ class FunctionCtx(Node):
                 continue
             t = s.tensor
             if t._storage.version != s.version:
+                what = (f", which is output {s.output_nr} of {self.name()}," if s.output_nr >= 0 else "")
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by an inplace "
-                    f"operation: [{t.dtype.name} {list(t.shape)}] is at version {t._storage.version}; "
-                    f"expected version {s.version} instead. Hint: the backtrace further above shows the "
+                    f"operation: [{t.dtype.name} {list(t.shape)}]{what} is at version {t._storage.version}; "
+                    f"expected version {s.version} instead. Hint: enable anomaly detection to find the "
                     "operation that failed to compute its gradient.")
-            if s.is_output and _state.enabled:
-                t.grad_fn = self  # restore history for double backward
+            if s.output_nr >= 0 and _state.enabled:
+                t.grad_fn = self  # restore the output's history for double backward
+                t._output_nr = s.output_nr
                 t._rg = True
             out.append(t)
         return tuple(out)
 
     saved_variables = saved_tensors
 
-    def _free(self):
-        self._saved = None
-
-
-def _collect_tensors(args, kwargs):
-    return [a for a in args if isinstance(a, Tensor)]
+    @property
+    def _saved_tensors_meta(self):
+        """(shape, dtype) of each saved tensor, without version checks (graph introspection)."""
+        saved = self._saved
+        if not saved or saved is FREED:
+            return []
+        return [(tuple(s.tensor.shape), s.tensor.dtype) for s in saved if s is not None]
 
 
 class _FunctionMeta(type):
     def __init__(cls, name, bases, ns):
         super().__init__(name, bases, ns)
         node_name = ns.get("node_name") or f"{name}Backward"
-        cls._backward_cls = type(node_name, (FunctionCtx,), {"_function": cls, "__slots__": ()})
+        attrs = {"_function": cls, "__slots__": ()}
+        # user-defined Functions get their gradients checked like PyTorch does
+        attrs["_validate"] = not cls.__module__.startswith("engine.")
+        cls._backward_cls = type(node_name, (FunctionCtx,), attrs)
+        cls._custom_setup = "setup_context" in ns or any(
+            "setup_context" in b.__dict__ for b in cls.__mro__[1:-1] if b is not Function)
+
+
+def _falses(n):
+    r = _FALSES.get(n)
+    if r is None:
+        r = _FALSES[n] = (False,) * n
+    return r
 
 
 class Function(metaclass=_FunctionMeta):
     """Subclass with `forward(ctx, *args)` and `backward(ctx, *grads)` staticmethods,
-    then call `MyFn.apply(*args)`, as with torch.autograd.Function."""
+    then call `MyFn.apply(*args)`, as with torch.autograd.Function.
+
+    The `forward(*args)` + `setup_context(ctx, inputs, output)` style works too.
+    `backward` returns one gradient per forward argument (None where there is none)."""
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -144,89 +210,150 @@ class Function(metaclass=_FunctionMeta):
 
     @staticmethod
     def backward(ctx, *grads):
-        raise NotImplementedError("You must implement the backward function for custom autograd.Function.")
+        raise NotImplementedError("You must implement either the backward or vjp method for your custom "
+                                  "autograd.Function to use it with backward mode AD.")
+
+    vjp = backward
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        raise NotImplementedError("setup_context is not implemented.")
 
     @classmethod
-    def apply(cls, *args, **kwargs):
+    def apply(cls, *args):
+        bc = cls._backward_cls
+        ctx = bc.__new__(bc)
         need = False
-        if _state.enabled:
+        enabled = _state.enabled
+        if enabled:
             for a in args:
                 if isinstance(a, Tensor) and a._rg:
                     need = True
                     break
-        ctx = cls._backward_cls.__new__(cls._backward_cls)
-        ctx.next_functions = None
-        ctx._saved = None
-        ctx._to_save = None
-        ctx._non_diff = None
-        ctx._materialize = True
-        ctx._pre_hooks = None
-        ctx._hooks = None
-        ctx._meta = None
-        if need:
-            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
+            if need:
+                ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
+            else:
+                ctx.needs_input_grad = _falses(len(args))
+            _state.enabled = False
+            try:
+                if cls._custom_setup:
+                    out = cls.forward(*args)
+                    cls.setup_context(ctx, args, out)
+                else:
+                    out = cls.forward(ctx, *args)
+            finally:
+                _state.enabled = True
         else:
-            ctx.needs_input_grad = tuple(False for _ in args)
-        prev = _state.enabled
-        _state.enabled = False
-        try:
-            out = cls.forward(ctx, *args, **kwargs)
-        finally:
-            _state.enabled = prev
+            ctx.needs_input_grad = _falses(len(args))
+            if cls._custom_setup:
+                out = cls.forward(*args)
+                cls.setup_context(ctx, args, out)
+            else:
+                out = cls.forward(ctx, *args)
+        if ctx._dirty is not None:
+            _bump_dirty(ctx, args, out, need)
         if not need:
             return out
-        multi = isinstance(out, tuple)
-        outs = out if multi else (out,)
-        nf = []
-        for a in args:
-            if isinstance(a, Tensor) and a._rg:
+        return _record(ctx, args, out)
+
+
+def _bump_dirty(ctx, args, out, need):
+    outs = out if isinstance(out, tuple) else (out,)
+    for o in outs:
+        if isinstance(o, Tensor) and id(o) in ctx._dirty:
+            if need and o._rg and o.grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+            o._storage.version += 1
+
+
+def _record(ctx, args, out):
+    """Make ctx the graph node of out (the grad-recording half of apply)."""
+    nf = []
+    tpos = None
+    dts = []
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor):
+            if a._rg:
                 fn = a.grad_fn
-                nf.append((fn, a._output_nr) if fn is not None else (accumulate_node(a), 0))
-            elif isinstance(a, Tensor):
-                nf.append((None, 0))
+                if fn is not None:
+                    nf.append((fn, a._output_nr))
+                else:
+                    acc = a._accum
+                    nf.append((acc if acc is not None else accumulate_node(a), 0))
             else:
-                nf.append((None, 0))
-        ctx.next_functions = tuple(nf)
-        _seq[0] += 1
-        ctx._seq = _seq[0]
-        nd = ctx._non_diff
-        o0 = outs[0]
-        if isinstance(o0, Tensor):
-            ctx._out_meta = (o0._shape, o0.dtype, o0._storage.device)
-        if len(outs) > 1:
-            ctx._n_outputs = len(outs)
-            ctx._meta = [(o._shape, o.dtype, o._storage.device) if isinstance(o, Tensor) else None
-                         for o in outs]
-        results = []
-        for i, o in enumerate(outs):
-            if not isinstance(o, Tensor):
-                results.append(o)
-                continue
-            if any(o is a for a in args):  # forward returned an input: give it its own identity
-                o = view_of(o, o._shape, o._strides, o._offset)
-            if (nd is None or id(o) not in nd) and o.dtype.is_floating_point:
-                o.grad_fn = ctx
-                o._output_nr = i
-                o._rg = True
+                nf.append(_NONE_EDGE)
+            dts.append(a.dtype)
+        elif tpos is None:
+            tpos = [j for j, b in enumerate(args) if isinstance(b, Tensor)]
+    ctx.next_functions = tuple(nf)
+    ctx._seq = next(_seq)
+    ctx._nargs = len(args)
+    if tpos is not None:
+        ctx._tpos = tpos
+    multi = isinstance(out, tuple)
+    outs = out if multi else (out,)
+    o0 = outs[0]
+    if isinstance(o0, Tensor):
+        odt = o0.dtype
+        for d in dts:
+            if d is not odt:
+                ctx._in_dtypes = dts
+                break
+    if multi:
+        ctx._n_outputs = len(outs)
+        ctx._meta = tuple((o._shape, o.dtype, o._storage.device) if isinstance(o, Tensor) else None for o in outs)
+    elif isinstance(o0, Tensor):
+        ctx._meta = ((o0._shape, o0.dtype, o0._storage.device),)
+    if ctx._validate:
+        ctx._in_shapes = [a._shape for a in args if isinstance(a, Tensor)]
+    nd = ctx._non_diff
+    dirty = ctx._dirty
+    results = []
+    for i, o in enumerate(outs):
+        if not isinstance(o, Tensor):
             results.append(o)
-        ts = ctx._to_save
-        if ts is not None:
-            saved = []
-            for t in ts:
-                if t is None:
-                    saved.append(None)
-                    continue
-                is_out = any(t is o for o in outs)
-                if is_out:  # a detached alias, so the node does not keep itself alive
-                    t = view_of(t, t._shape, t._strides, t._offset)
-                saved.append(SavedTensor(t, is_out))
-            ctx._saved = saved
-            ctx._to_save = None
-        else:
-            ctx._saved = []
-        return tuple(results) if multi else results[0]
+            continue
+        if dirty is None or id(o) not in dirty:
+            for a in args:
+                if o is a:  # forward returned an input: the output gets its own identity
+                    o = _alias(o)
+                    o._base = a if a._base is None else a._base
+                    break
+        if (nd is None or id(o) not in nd) and o.dtype.is_floating_point:
+            o.grad_fn = ctx
+            o._output_nr = i
+            o._rg = True
+        results.append(o)
+    ts = ctx._to_save
+    if ts is not None:
+        saved = []
+        for t in ts:
+            if t is None:
+                saved.append(None)
+                continue
+            nr = -1
+            for i, o in enumerate(results):
+                if t is o or t is outs[i]:
+                    nr = i
+                    break
+            if nr >= 0:  # a detached alias, so the node does not keep itself alive
+                t = _alias(t)
+            saved.append(SavedTensor(t, nr))
+        ctx._saved = saved
+        ctx._to_save = None
+    return tuple(results) if multi else results[0]
 
 
-class once_differentiable:
-    def __new__(cls, fn):
-        return fn
+def _alias(t):
+    return make(t._storage, t._shape, t._strides, t._offset, t.dtype)
+
+
+def once_differentiable(fn):
+    """Decorator for a backward that is not itself differentiable: it runs with grad off."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(ctx, *args):
+        with _gm.no_grad():
+            return fn(ctx, *args)
+    return wrapper

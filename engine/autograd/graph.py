@@ -1,99 +1,168 @@
 """Graph introspection: the public API the notebook layer (kernel_ext, widgets) uses.
 
-`walk(tensor)` lists the nodes behind a tensor; `record_backward()` records a
-backward pass node by node.  Neither reaches into private fields for its callers.
+Two entry points, neither of which makes callers reach into private fields:
+
+`walk(tensor)` lists the nodes of the autograd graph behind a tensor::
+
+    x = engine.tensor([1., 2.], requires_grad=True)
+    y = engine.tensor([3., 4.], requires_grad=True)
+    z = (x * y + x).sum()
+    for n in walk(z):
+        print(n.id, n.name, n.op, n.inputs, n.shape)
+    # 0 SumBackward1 sum [1] (2,)...   (root first, leaves last; see walk())
+
+`record_backward()` records a backward pass node by node::
+
+    with record_backward() as events:
+        z.backward()
+    for ev in events:
+        print(ev.name, [g.shape for g in ev.grad_outputs if g is not None])
+
+Node names are PyTorch's (`MulBackward0`, `SumBackward1`, `AccumulateGrad`, ...).
 """
+from collections import namedtuple
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..tensor import Tensor
-from .function import AccumulateGrad, Node
+from .function import AccumulateGrad, Node, accumulate_node
+
+__all__ = ["NodeInfo", "BackwardEvent", "walk", "record_backward"]
 
 
 @dataclass
 class NodeInfo:
-    """One node of the autograd graph behind a tensor."""
-    id: int                     # stable within one walk
-    name: str                   # e.g. 'MulBackward0', 'AccumulateGrad'
-    op: str                     # short op name: 'mul', 'leaf'
-    inputs: list                # ids of the nodes this one feeds gradients to
+    """One node of the autograd graph behind a tensor.
+
+    id       int, stable within one walk() (0 is the root; ids follow walk order)
+    name     PyTorch's node name: 'MulBackward0', 'SumBackward1', 'AccumulateGrad', ...
+    op       short op name: 'mul', 'sum', ... and 'leaf' for AccumulateGrad nodes
+    inputs   ids of the nodes this one sends gradients to (its next_functions, None edges
+             dropped, one entry per edge: x * x lists x's leaf twice)
+    is_leaf  True for AccumulateGrad nodes (one per leaf tensor that requires grad)
+    shape, dtype, device
+             the node's (first) output: shape tuple, dtype name ('float32'), device string
+             ('cl:0'); for a leaf, the leaf tensor's
+    saved    [(shape, dtype name)] of the tensors the node saved for backward
+             (empty once the graph was freed by a backward without retain_graph)
+    tensor   the leaf Tensor itself (AccumulateGrad nodes only; nn Parameters included)
+    node     the graph node object (its .name(), .next_functions, .register_hook, ...)
+    is_parameter  True when `tensor` is an nn Parameter (type name 'Parameter')
+    """
+    id: int
+    name: str
+    op: str
+    inputs: list
     is_leaf: bool
-    shape: tuple = None         # output shape (leaf: the tensor's shape)
+    shape: tuple = None
     dtype: str = None
     device: str = None
-    saved: list = field(default_factory=list)   # (shape, dtype) of saved tensors
-    tensor: Tensor = None       # the leaf tensor, for AccumulateGrad nodes
-    node: Node = None           # the node object itself
+    saved: list = field(default_factory=list)
+    tensor: Tensor = None
+    node: Node = None
 
     @property
     def is_parameter(self):
-        return self.tensor is not None and type(self.tensor).__name__ == "Parameter"
+        return self.tensor is not None and any(c.__name__ == "Parameter" for c in type(self.tensor).__mro__)
 
 
 def _op_name(name):
-    base = name.replace("Backward", " ").split(" ")[0]
-    return base.lower() if base else name.lower()
+    i = name.find("Backward")
+    base = name[:i] if i > 0 else name
+    return base.lower()
 
 
 def walk(root):
-    """All nodes reachable from `root` (a Tensor or a grad_fn), in topological
-    order (root first, leaves last).  Returns a list of NodeInfo."""
-    start = root.grad_fn if isinstance(root, Tensor) else root
-    if start is None:
-        if isinstance(root, Tensor) and root.requires_grad:
-            from .function import accumulate_node
+    """All nodes reachable from `root` (a Tensor or a graph node), in topological order:
+    every node comes before the nodes it sends gradients to (root first, leaves last).
+    A leaf tensor that requires grad walks to its single AccumulateGrad node; a tensor
+    without history gives []. Returns a list of NodeInfo. Iterative (deep graphs are fine)."""
+    if isinstance(root, Tensor):
+        start = root.grad_fn
+        if start is None:
+            if not root.requires_grad:
+                return []
             start = accumulate_node(root)
-        else:
-            return []
-    order, seen = [], {}
-    stack = [(start, False)]
-    while stack:  # iterative DFS post-order, reversed = topological
-        n, done = stack.pop()
-        if done:
-            order.append(n)
-            continue
-        if n in seen:
-            continue
-        seen[n] = True
-        stack.append((n, True))
-        for nx, _ in (n.next_functions or ()):
+    else:
+        start = root
+    if start is None:
+        return []
+    # iterative DFS post-order; its reverse is a topological order
+    order, seen = [], {start}
+    stack = [(start, iter(start.next_functions))]
+    while stack:
+        n, it = stack[-1]
+        for nx, _ in it:
             if nx is not None and nx not in seen:
-                stack.append((nx, False))
+                seen.add(nx)
+                stack.append((nx, iter(nx.next_functions)))
+                break
+        else:
+            stack.pop()
+            order.append(n)
     order.reverse()
     ids = {n: i for i, n in enumerate(order)}
     out = []
     for n in order:
         leaf = isinstance(n, AccumulateGrad)
         info = NodeInfo(id=ids[n], name=n.name(), op="leaf" if leaf else _op_name(n.name()),
-                        inputs=[ids[nx] for nx, _ in (n.next_functions or ()) if nx is not None],
+                        inputs=[ids[nx] for nx, _ in n.next_functions if nx is not None],
                         is_leaf=leaf, node=n)
         if leaf:
             t = n.variable
             info.tensor = t
             info.shape, info.dtype, info.device = tuple(t.shape), t.dtype.name, str(t.device)
         else:
-            meta = getattr(n, "_out_meta", None)
-            if meta is not None:
-                info.shape, info.dtype, info.device = tuple(meta[0]), meta[1].name, f"cl:{meta[2].index}"
-            if n._saved:
-                info.saved = [(tuple(s.tensor.shape), s.tensor.dtype.name) for s in n._saved if s is not None]
+            meta = n._meta
+            if meta and meta[0] is not None:
+                info.shape, info.dtype, info.device = tuple(meta[0][0]), meta[0][1].name, f"cl:{meta[0][2].index}"
+            sm = getattr(n, "_saved_tensors_meta", None)
+            if sm:
+                info.saved = [(s, d.name) for s, d in sm]
         out.append(info)
     return out
+
+
+class BackwardEvent(namedtuple("BackwardEvent", ["node", "grad_outputs", "grad_inputs"])):
+    """One executed node of a backward pass (a 3-tuple, unpackable as before).
+
+    node          the graph node (AccumulateGrad for a leaf)
+    grad_outputs  tuple of the gradients arriving at the node, one per node output
+                  (None where an output received none)
+    grad_inputs   tuple of the gradients the node passes on, one per next_functions edge
+                  (None where an input gets none); () for AccumulateGrad
+    """
+    __slots__ = ()
+
+    @property
+    def name(self):
+        return self.node.name()
+
+    @property
+    def is_leaf(self):
+        return isinstance(self.node, AccumulateGrad)
+
+    @property
+    def tensor(self):
+        """The leaf tensor, for AccumulateGrad events (else None)."""
+        return self.node.variable if isinstance(self.node, AccumulateGrad) else None
 
 
 @contextmanager
 def record_backward(callback=None):
     """Record every node the backward engine runs, in execution order.
 
-    `callback(node, grad_outputs, grad_inputs)` is called per node, if given; the
-    context value is a list of (node, grad_outputs, grad_inputs) tuples, where
-    grad_outputs are the gradients arriving at the node and grad_inputs the
-    gradients it passes on (None where an input gets none)."""
+    The context value is a list that fills with BackwardEvent(node, grad_outputs,
+    grad_inputs) tuples as backward passes run inside the block; `callback(node,
+    grad_outputs, grad_inputs)`, if given, is called for each as well.  Leaves appear
+    as AccumulateGrad events when their `.grad` is written (by backward(), not by
+    autograd.grad()).  The recorded gradients are the engine's own tensors: treat
+    them as read-only."""
     from . import engine
     events = []
 
     def rec(node, gout, gin):
-        events.append((node, gout, gin))
+        events.append(BackwardEvent(node, gout, gin))
         if callback is not None:
             callback(node, gout, gin)
     engine._recorders.append(rec)

@@ -30,26 +30,77 @@ def _shape_arg(size):
 
 def _finish(t, requires_grad):
     if requires_grad:
-        t.requires_grad_(True)
+        if not t.dtype.is_floating_point:
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
+        t._rg = True
     return t
 
 
 def _infer_np(data):
-    """Convert nested Python data to numpy with PyTorch's dtype inference."""
+    """Convert nested Python data to numpy with PyTorch's dtype inference: Python
+    floats -> the default dtype, ints -> int64, bools -> bool; numpy scalars and
+    tensors inside a sequence keep their dtype (promoted together)."""
     if isinstance(data, np.ndarray):
         return data
-    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
-        data = _tensors_to_lists(data)
+    if isinstance(data, np.generic):
+        return np.asarray(data)
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    typed = None
+    if isinstance(data, (list, tuple)):
+        _check_ragged(data)
+        for x in _flat(data):
+            if isinstance(x, Tensor):
+                dt = x.dtype
+            elif isinstance(x, np.generic):
+                dt = D.from_numpy_dtype(x.dtype)
+            elif isinstance(x, bool):
+                dt = D.bool_
+            elif isinstance(x, numbers.Integral):
+                dt = D.int64
+            elif isinstance(x, numbers.Real):
+                dt = D.get_default_dtype()
+            elif isinstance(x, (str, bytes)):
+                raise TypeError(f"new(): invalid data type '{type(x).__name__}'")
+            else:
+                raise TypeError(f"Could not infer dtype of {type(x).__name__}")
+            typed = dt if typed is None else D.promote_types(typed, dt)
+        if any(isinstance(x, Tensor) for x in _flat(data)):
+            data = _tensors_to_lists(data)
+    elif not isinstance(data, numbers.Number):
+        if hasattr(data, "__array__"):
+            return np.asarray(data)
+        try:
+            data = list(data)
+        except TypeError:
+            raise TypeError(f"Could not infer dtype of {type(data).__name__}") from None
+        return _infer_np(data)
     arr = np.array(data)
     if arr.dtype == object:
-        raise TypeError(f"can't convert data of type {type(data).__name__} to a tensor (ragged or non-numeric)")
-    if arr.dtype.kind == "f" and not (isinstance(data, np.ndarray) or isinstance(data, np.floating)):
+        raise TypeError(f"can't convert data of type {type(data).__name__} to a tensor (non-numeric)")
+    if typed is not None:
+        return arr.astype(typed.np)
+    if arr.dtype.kind == "f":
         arr = arr.astype(D.get_default_dtype().np)
-    elif arr.dtype.kind in "iu" and not isinstance(data, (np.ndarray, np.integer)):
+    elif arr.dtype.kind in "iu":
         arr = arr.astype(np.int64)
-    elif arr.dtype.kind == "U" or arr.dtype.kind == "S":
-        raise TypeError(f"new(): invalid data type '{arr.dtype}'")
+    elif arr.dtype.kind in "US":
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
     return arr
+
+
+def _check_ragged(data, dim=0):
+    """PyTorch's error for nested sequences of unequal lengths."""
+    seqs = [x for x in data if isinstance(x, (list, tuple))]
+    if not seqs:
+        return
+    if len(seqs) != len(data):
+        raise ValueError(f"expected sequence of length {len(seqs[0])} at dim {dim + 1} (got a scalar)")
+    n = len(seqs[0])
+    for x in seqs:
+        if len(x) != n:
+            raise ValueError(f"expected sequence of length {n} at dim {dim + 1} (got {len(x)})")
+        _check_ragged(x, dim + 1)
 
 
 def _flat(data):
@@ -104,11 +155,35 @@ def from_numpy(arr):
     return from_numpy_array(arr, None)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False, **_):
+def _size_of(args, size, name):
+    if size is not None:
+        if args:
+            raise TypeError(f"{name}() got multiple values for argument 'size'")
+        args = (size,)
+    try:
+        return _shape_arg(args)
+    except TypeError as e:
+        bad = next((a for a in (args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args)
+                    if not isinstance(a, (numbers.Integral, Tensor))), None)
+        if bad is not None:
+            raise TypeError(f"{name}(): argument 'size' (position 1) must be tuple of ints, not "
+                            f"{type(bad).__name__}") from None
+        raise e
+
+
+def _new(shape, dtype, device, name):
     dtype = D.to_dtype(dtype) or D.get_default_dtype()
     dev = _resolve(device)
     check_dtype(dev, dtype)
-    return _finish(_empty(_shape_arg(size), dtype, dev), requires_grad)
+    for n in shape:
+        if n < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {list(shape)}")
+    return _empty(shape, dtype, dev)
+
+
+def empty(*args, dtype=None, device=None, requires_grad=False, size=None, **_):
+    """empty(2, 3) / empty((2, 3)) / empty(size=(2, 3)): uninitialised memory."""
+    return _finish(_new(_size_of(args, size, "empty"), dtype, device, "empty"), requires_grad)
 
 
 def empty_strided(size, stride, dtype=None, device=None, requires_grad=False):
@@ -141,16 +216,18 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False, **_):
     if dtype is None:
         dtype = D.result_type(fill_value)
     dtype = D.to_dtype(dtype)
-    t = empty(*_shape_arg((size,) if isinstance(size, int) else (tuple(size),)), dtype=dtype, device=device)
+    t = _new(_size_of((size,), None, "full"), dtype, device, "full")
     return _finish(fill_raw(t, _check_fill(fill_value, dtype)), requires_grad)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False, **_):
-    return _finish(fill_raw(empty(*size, dtype=dtype, device=device), 0), requires_grad)
+def zeros(*args, dtype=None, device=None, requires_grad=False, size=None, **_):
+    """zeros(2, 3) / zeros((2, 3)) / zeros(size=(2, 3))."""
+    return _finish(fill_raw(_new(_size_of(args, size, "zeros"), dtype, device, "zeros"), 0), requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False, **_):
-    return _finish(fill_raw(empty(*size, dtype=dtype, device=device), 1), requires_grad)
+def ones(*args, dtype=None, device=None, requires_grad=False, size=None, **_):
+    """ones(2, 3) / ones((2, 3)) / ones(size=(2, 3))."""
+    return _finish(fill_raw(_new(_size_of(args, size, "ones"), dtype, device, "ones"), 1), requires_grad)
 
 
 def _like(t, dtype, device):
@@ -181,20 +258,24 @@ def scalar_tensor(value, dtype=None, device=None, requires_grad=False):
     return full((), value, dtype=dtype or D.get_default_dtype(), device=device, requires_grad=requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False, **_):
+def arange(start=0, end=None, step=1, dtype=None, device=None, requires_grad=False, **_):
+    """arange(end) / arange(start, end, step): int64 unless an argument is a float."""
     if end is None:
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
     start, end, step = vals
     if step == 0:
         raise RuntimeError("step must be nonzero")
+    for v in vals:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise RuntimeError(f"unsupported range: {start} -> {end}")
     if (end - start) / step < 0:
-        raise RuntimeError(f"upper bound and larger bound inconsistent with step sign: start={start}, end={end}, step={step}")
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     if dtype is None:
         dtype = D.get_default_dtype() if any(isinstance(v, float) for v in vals) else D.int64
     dtype = D.to_dtype(dtype)
     n = max(0, math.ceil((end - start) / step))
-    t = empty(n, dtype=dtype, device=device)
+    t = _new((n,), dtype, device, "arange")
     cd = D.float64 if dtype.is_floating_point and t._storage.device.fp64 else (
         D.float32 if dtype.is_floating_point else D.int64)
     _index_fill(t, "v1 + v2 * (%s)gid" % cd.ctype, start, step, cd)
@@ -209,19 +290,29 @@ def _index_fill(t, expr, a, b, cd):
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False, **_):
+    """steps values from start to end inclusive, computed as PyTorch does (in the output
+    dtype, the second half counted back from `end`, so both ends are exact)."""
+    start = start.item() if isinstance(start, Tensor) else start
+    end = end.item() if isinstance(end, Tensor) else end
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     dtype = D.to_dtype(dtype) or D.get_default_dtype()
-    t = empty(steps, dtype=dtype, device=device)
-    cd = D.float64 if t._storage.device.fp64 else D.float32
-    step = (end - start) / (steps - 1) if steps > 1 else 0.0
-    if steps:
-        # symmetric formula as torch: the second half counts back from `end`
+    t = _new((steps,), dtype, device, "linspace")
+    dev = t._storage.device
+    if dtype.is_floating_point:
+        cd = dtype if dtype is not D.float16 else D.float32
+    else:
+        cd = D.float64 if dev.fp64 else D.float32
+    if steps == 1:
+        copy_into(t, start)
+    elif steps:
         c = cd.ctype
+        s0, e0 = cd.np.type(start), cd.np.type(end)
+        step = (e0 - s0) / cd.np.type(steps - 1)
         expr = f"(({c})gid < v3) ? v1 + v2 * ({c})gid : v4 - v2 * (v5 - ({c})gid)"
         from ..runtime import elementwise as _ew
-        _ew.run(t._storage.device, "linspace", expr, t, [float(start), step, float(steps // 2), float(end),
-                                                        float(steps - 1)], [c] * 5)
+        _ew.run(dev, "linspace", expr, t, [float(s0), float(step), float(steps // 2), float(e0),
+                                            float(steps - 1)], [c] * 5)
     return _finish(t, requires_grad)
 
 
@@ -232,6 +323,8 @@ def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_gra
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False, **_):
     m = n if m is None else m
+    if n < 0 or m < 0:
+        raise RuntimeError(f"n must be greater or equal to 0, got {n if n < 0 else m}")
     t = zeros(n, m, dtype=dtype, device=device)
     k = min(n, m)
     if k:

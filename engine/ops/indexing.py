@@ -2,6 +2,9 @@
 tensors, lists and boolean masks go through advanced indexing kernels."""
 import numbers
 
+import numpy as np
+
+from ..autograd.grad_mode import state
 from ..tensor import Tensor
 from .shape import slice_view
 
@@ -22,16 +25,22 @@ def expand_index(x, index):
         raise IndexError("an index can only have a single ellipsis ('...')")
     used = 0
     for i in index:
-        if i is None or i is Ellipsis:
+        if i is None or i is Ellipsis or isinstance(i, bool):  # a bool adds a dim, as None does
             continue
         if isinstance(i, Tensor) and i.dtype.name in ("bool", "uint8"):
-            used += max(i.ndim, 1) if i.ndim else 0
+            used += i.ndim
+        elif isinstance(i, (list, np.ndarray)) and not isinstance(i, Tensor):
+            try:
+                a = np.asarray(i) if not isinstance(i, list) or not any(isinstance(e, Tensor) for e in i) else None
+            except ValueError:  # ragged: advanced_getitem reports it
+                a = None
+            used += a.ndim if a is not None and a.dtype == np.bool_ else 1
         else:
             used += 1
     if used > x.ndim:
         raise IndexError(f"too many indices for tensor of dimension {x.ndim}")
     if n_ell:
-        k = index.index(Ellipsis)
+        k = next(j for j, i in enumerate(index) if i is Ellipsis)
         index = index[:k] + (slice(None),) * (x.ndim - used) + index[k + 1:]
     return index
 
@@ -68,34 +77,90 @@ def basic_geometry(x, index):
     return tuple(shape), tuple(dims), tuple(fixed)
 
 
+def _node_class(x, raw, index):
+    """PyTorch's grad_fn name for a basic index: that of the last view it applies
+    (full slices inside a tuple are skipped; nothing applied is an alias)."""
+    from . import shape as S
+    if not isinstance(raw, tuple):
+        if isinstance(raw, slice):
+            return S.SliceView
+        if raw is None:
+            return S.UnsqueezeView
+        if raw is Ellipsis:
+            return S.AliasView
+        return S.SelectView
+    cls = S.AliasView
+    d = 0
+    for i in index:
+        if i is None:
+            cls = S.UnsqueezeView
+            continue
+        if isinstance(i, slice):
+            n = x._shape[d]
+            if not (i.start in (None, 0) and i.step in (None, 1) and (i.stop is None or i.stop >= n)):
+                cls = S.SliceView
+        else:
+            cls = S.SelectView
+        d += 1
+    return cls
+
+
+def _check_basic(x, index):
+    for i in index:
+        if not (i is None or isinstance(i, (slice, numbers.Integral))):
+            raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are "
+                             f"valid indices (got {type(i).__name__})")
+        if isinstance(i, slice) and i.step is not None and int(i.step) == 0:
+            raise ValueError("slice step cannot be zero")
+    if x.ndim == 0 and any(isinstance(i, (slice, numbers.Integral)) for i in index):
+        raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` "
+                         "in C++ to convert a 0-dim tensor to a number")
+
+
 def getitem(x, index):
+    raw = index
     index = expand_index(x, index)
     if any(_is_advanced(i) for i in index):
         from .advanced import advanced_getitem
         return advanced_getitem(x, index)
-    for i in index:
-        if not (i is None or isinstance(i, (slice, numbers.Integral))):
-            if isinstance(i, Tensor):
-                continue
-            raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are "
-                             f"valid indices (got {type(i).__name__})")
-    return slice_view(x, basic_geometry(x, index))
+    _check_basic(x, index)
+    geom = basic_geometry(x, index)
+    if x._rg and state.enabled:
+        return slice_view(x, geom, _node_class(x, raw, index))
+    return slice_view(x, geom)
 
 
 def setitem(x, index, value):
+    """x[index] = value.  With autograd (x or value requires grad) the write is an
+    in-place copy into the view x[index], which gives x's base a CopySlices node."""
     from .convert import copy_
     idx = expand_index(x, index)
     if any(_is_advanced(i) for i in idx):
         from .advanced import advanced_setitem
         return advanced_setitem(x, idx, value)
-    from ._core import state
+    _check_basic(x, idx)
+    geom = basic_geometry(x, idx)
     if state.enabled and (x._rg or (isinstance(value, Tensor) and value._rg)):
-        from .advanced import setitem_with_grad
-        return setitem_with_grad(x, idx, value)
+        if x._rg and x.grad_fn is None:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place "
+                               "operation.")
+        copy_(slice_view(x, geom), value)
+        b = x._base
+        if b is not None and b._rg:
+            # x is itself a view: it becomes a view of its base's new history
+            from .shape import as_strided
+            v = as_strided(b, x._shape, x._strides, x._offset)
+            x.grad_fn, x._output_nr, x._rg = v.grad_fn, 0, True
+        return
     prev = state.enabled
     state.enabled = False
     try:
-        v = slice_view(x, basic_geometry(x, idx))
-        copy_(v, value)
+        copy_(slice_view(x, geom), value)
     finally:
         state.enabled = prev
+
+
+def index_select(x, dim, index):
+    """x.index_select(dim, index) (kept here for shape.flip; the op lives in gather.py)."""
+    from .gather import index_select as _index_select
+    return _index_select(x, dim, index)

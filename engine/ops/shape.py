@@ -1,24 +1,50 @@
 """Views (no copies: new shape/strides/offset over the same storage) and
-shape ops that copy (contiguous, cat, stack, repeat)."""
+shape ops that copy (contiguous, cat, stack, repeat, flip, roll).
+
+Every view function has a no-autograd fast path that builds the view directly;
+with autograd it goes through a Function whose node name is PyTorch's
+(ViewBackward0, TransposeBackward0, SelectBackward0, ...).
+
+Strided sub-views (slicing, select, narrow, diagonal) share one representation,
+`geom = (out_shape, dims, fixed)`: per output dim `(src, start, step)` where src is
+an input dim, None (a new size-1 dim) or a tuple of input dims (a diagonal: their
+strides add up), and `fixed` the `(dim, index)` pairs of dims indexed away.  The
+geometry is independent of the input's strides, so the backward scatters the
+gradient into a contiguous zero tensor through the same geom.
+"""
 import numbers
 
 from .. import dtypes as D
 from ..autograd.function import Function
+from ..autograd.grad_mode import state as _state
 from ..runtime.elementwise import contiguous_strides
-from ..tensor import Size, Tensor, empty, view_of, wrap_dim
-from ._core import contiguous_raw, copy_into, device_of, expand_raw, sum_to
+from ..tensor import Size, Tensor, empty, make, view_of, wrap_dim
+from ._core import broadcast_shapes, contiguous_raw, copy_into, device_of, ew_into, expand_raw, sum_to
 
 __all__ = ["reshape", "permute", "transpose", "swapaxes", "swapdims", "t", "squeeze", "unsqueeze",
-           "flatten", "unflatten", "narrow", "select", "cat", "concat", "concatenate", "stack", "hstack",
-           "vstack", "split", "chunk", "unbind", "movedim", "moveaxis", "broadcast_to", "broadcast_tensors",
-           "flip", "roll", "diagonal", "as_strided", "tile", "atleast_1d", "atleast_2d", "clone", "diag",
-           "diag_embed", "squeeze_copy", "column_stack"]
+           "flatten", "unflatten", "narrow", "narrow_copy", "select", "cat", "concat", "concatenate", "stack",
+           "hstack", "vstack", "dstack", "split", "tensor_split", "chunk", "unbind", "movedim", "moveaxis",
+           "broadcast_to", "broadcast_tensors", "broadcast_shapes", "flip", "fliplr", "flipud", "roll",
+           "diagonal", "as_strided", "tile", "atleast_1d", "atleast_2d", "atleast_3d", "clone", "diag",
+           "diag_embed", "squeeze_copy", "column_stack", "ravel", "select_scatter", "slice_scatter",
+           "diagonal_scatter", "adjoint"]
 
 
 def _sizes(args):
     if len(args) == 1 and isinstance(args[0], (tuple, list, Size)):
         args = tuple(args[0])
-    return tuple(int(a) for a in args)
+    out = []
+    for a in args:
+        if isinstance(a, Tensor):
+            a = a.item()
+        if not isinstance(a, numbers.Integral):
+            raise TypeError(f"expected a sequence of integers, but got an element of type {type(a).__name__}")
+        out.append(int(a))
+    return tuple(out)
+
+
+def _need(x):
+    return x._rg and _state.enabled
 
 
 def _infer_size(shape, numel):
@@ -33,11 +59,16 @@ def _infer_size(shape, numel):
                 raise RuntimeError(f"invalid shape dimension {s}")
             known *= s
     if neg:
-        if known == 0 or numel % known:
-            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        if known == 0:
+            if numel == 0:
+                raise RuntimeError(f"cannot reshape tensor of 0 elements into shape {shape} because the "
+                                   "unspecified dimension size -1 can be any value and is ambiguous")
+            raise RuntimeError(f"shape '{shape}' is invalid for input of size {numel}")
+        if numel % known:
+            raise RuntimeError(f"shape '{shape}' is invalid for input of size {numel}")
         shape[neg[0]] = numel // known
     elif known != numel:
-        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        raise RuntimeError(f"shape '{shape}' is invalid for input of size {numel}")
     return tuple(shape)
 
 
@@ -49,6 +80,8 @@ def _view_strides(old_shape, old_strides, new_shape):
     for s in old_shape:
         numel *= s
     if numel == 0:
+        if tuple(old_shape) == tuple(new_shape):
+            return tuple(old_strides)
         return contiguous_strides(new_shape)
     new_strides = [0] * len(new_shape)
     view_d = len(new_shape) - 1
@@ -74,35 +107,68 @@ def _view_strides(old_shape, old_strides, new_shape):
     return tuple(new_strides)
 
 
+# ---- reshaping views ---------------------------------------------------------------
 class View(Function):
     node_name = "ViewBackward0"
 
     @staticmethod
-    def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
-        st = _view_strides(x.shape, x._strides, shape)
-        if st is None:
-            raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
-                               "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
-        return view_of(x, shape, st, x._offset)
+    def forward(ctx, x, shape, strides):
+        ctx.in_shape = x._shape
+        return view_of(x, shape, strides, x._offset)
 
     @staticmethod
     def backward(ctx, g):
-        return g.reshape(ctx.in_shape), None
+        return reshape(g, ctx.in_shape), None, None
+
+
+class UnsafeView(View):
+    node_name = "UnsafeViewBackward0"
+
+
+class Unsqueeze(View):
+    node_name = "UnsqueezeBackward0"
+
+
+class Squeeze0(View):
+    node_name = "SqueezeBackward0"
+
+
+class Squeeze1(View):
+    node_name = "SqueezeBackward1"
+
+
+class Squeeze2(View):
+    node_name = "SqueezeBackward2"
+
+
+class Alias(View):
+    node_name = "AliasBackward0"
+
+
+def _view(cls, x, shape, strides):
+    if x._rg and _state.enabled:
+        return cls.apply(x, shape, strides)
+    return view_of(x, shape, strides, x._offset)
 
 
 def view(x, *shape):
-    if len(shape) == 1 and (isinstance(shape[0], D.dtype) or isinstance(shape[0], str) or isinstance(shape[0], type)):
+    if len(shape) == 1 and isinstance(shape[0], (D.dtype, str, type)):
         return _view_dtype(x, D.to_dtype(shape[0]))
     shape = _infer_size(_sizes(shape), x.numel())
-    if shape == x._shape:
-        return View.apply(x, shape) if x._rg else view_of(x, x._shape, x._strides, x._offset)
-    return View.apply(x, shape)
+    st = _view_strides(x._shape, x._strides, shape)
+    if st is None:
+        raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
+                           "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
+    return _view(View, x, shape, st)
 
 
 def _view_dtype(x, dt):
     if dt.itemsize != x.dtype.itemsize:
         raise RuntimeError("view(dtype) with a different element size is not supported")
+    if dt is x.dtype:
+        return view(x, x._shape)
+    if x._rg and _state.enabled:
+        raise RuntimeError("Cannot change data type of a tensor that requires grad: use x.detach().view(dtype)")
     t = view_of(x, x._shape, x._strides, x._offset)
     t.dtype = dt
     return t
@@ -110,11 +176,575 @@ def _view_dtype(x, dt):
 
 def reshape(x, *shape):
     shape = _infer_size(_sizes(shape), x.numel())
-    if _view_strides(x.shape, x._strides, shape) is not None:
-        return View.apply(x, shape)
-    return View.apply(contiguous(x), shape)
+    st = _view_strides(x._shape, x._strides, shape)
+    if st is not None:
+        return _view(View, x, shape, st)
+    c = clone(x)  # not viewable: copy (CloneBackward0), then view it (UnsafeViewBackward0)
+    return _view(UnsafeView, c, shape, contiguous_strides(shape))
 
 
+def ravel(x):
+    return reshape(x, -1)
+
+
+def unsqueeze(x, dim):
+    d = wrap_dim(dim, x.ndim + 1)
+    shape = list(x._shape)
+    shape.insert(d, 1)
+    st = list(x._strides)
+    st.insert(d, x._strides[d] * x._shape[d] if d < x.ndim else 1)
+    return _view(Unsqueeze, x, tuple(shape), tuple(st))
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        keep = [d for d, n in enumerate(x._shape) if n != 1]
+        cls = Squeeze0
+    else:
+        multi = isinstance(dim, (tuple, list))
+        ds = dim if multi else (dim,)
+        drop = {wrap_dim(d, x.ndim) for d in ds}
+        if x.ndim == 0:
+            drop = set()
+        keep = [d for d, n in enumerate(x._shape) if not (d in drop and n == 1)]
+        cls = Squeeze2 if multi else Squeeze1
+    return _view(cls, x, tuple(x._shape[d] for d in keep), tuple(x._strides[d] for d in keep))
+
+
+squeeze_copy = squeeze
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    s, e = wrap_dim(start_dim, x.ndim), wrap_dim(end_dim, x.ndim)
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if s == e:
+        return x
+    n = 1
+    for d in range(s, e + 1):
+        n *= x._shape[d]
+    return reshape(x, x._shape[:s] + (n,) + x._shape[e + 1:])
+
+
+def unflatten(x, dim, sizes):
+    d = wrap_dim(dim, x.ndim)
+    sizes = _sizes((sizes,))
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    n = x._shape[d]
+    if sizes.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    known = 1
+    for s in sizes:
+        if s != -1:
+            known *= s
+    if (-1 in sizes and (known == 0 or n % known)) or (-1 not in sizes and known != n):
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
+                           f"({n}) in the input tensor")
+    sizes = _infer_size(sizes, n)
+    return view(x, x._shape[:d] + sizes + x._shape[d + 1:])
+
+
+# ---- permutations --------------------------------------------------------------------
+class Permute(Function):
+    node_name = "PermuteBackward0"
+
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        return view_of(x, tuple(x._shape[d] for d in dims), tuple(x._strides[d] for d in dims), x._offset)
+
+    @staticmethod
+    def backward(ctx, g):
+        inv = [0] * len(ctx.dims)
+        for i, d in enumerate(ctx.dims):
+            inv[d] = i
+        return permute(g, inv), None
+
+
+class Transpose(Permute):
+    node_name = "TransposeBackward0"
+
+
+class TBackward(Permute):
+    node_name = "TBackward0"
+
+
+def _permute(cls, x, dims):
+    if x._rg and _state.enabled:
+        return cls.apply(x, dims)
+    return view_of(x, tuple(x._shape[d] for d in dims), tuple(x._strides[d] for d in dims), x._offset)
+
+
+def permute(x, *dims):
+    dims = _sizes(dims)
+    nd = x.ndim
+    if len(dims) != nd:
+        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
+                           f"length of the desired ordering of dimensions i.e. input.dim() = {nd} is not equal "
+                           f"to len(dims) = {len(dims)}")
+    dims = tuple(wrap_dim(d, nd) for d in dims)
+    if len(set(dims)) != nd:
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    return _permute(Permute, x, dims)
+
+
+def transpose(x, dim0, dim1):
+    nd = x.ndim
+    d0, d1 = wrap_dim(dim0, nd), wrap_dim(dim1, nd)
+    if nd == 0:
+        return _permute(Transpose, x, ())
+    dims = list(range(nd))
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return _permute(Transpose, x, tuple(dims))
+
+
+swapaxes = swapdims = transpose
+
+
+def t(x):
+    if x.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
+    return _permute(TBackward, x, (1, 0) if x.ndim == 2 else tuple(range(x.ndim)))
+
+
+def adjoint(x):
+    return transpose(x, -2, -1)
+
+
+def movedim(x, source, destination):
+    nd = x.ndim
+    src = list(source) if isinstance(source, (tuple, list)) else [source]
+    dst = list(destination) if isinstance(destination, (tuple, list)) else [destination]
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({src} dims) should contain the "
+                           f"same number of dims as destination ({dst} dims)")
+    src = [wrap_dim(s, nd) for s in src]
+    dst = [wrap_dim(d, nd) for d in dst]
+    if len(set(src)) != len(src):
+        raise RuntimeError(f"movedim: repeated dim in `source` ({list(source)})")
+    if len(set(dst)) != len(dst):
+        raise RuntimeError(f"movedim: repeated dim in `destination` ({list(destination)})")
+    order = [None] * nd
+    for s, d in zip(src, dst):
+        order[d] = s
+    rest = iter(d for d in range(nd) if d not in src)
+    order = [o if o is not None else next(rest) for o in order]
+    return _permute(Permute, x, tuple(order))
+
+
+moveaxis = movedim
+
+
+# ---- broadcasting views ----------------------------------------------------------------
+class Expand(Function):
+    node_name = "ExpandBackward0"
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x._shape
+        v = expand_raw(x, shape)
+        return view_of(x, v._shape, v._strides, v._offset)
+
+    @staticmethod
+    def backward(ctx, g):
+        return sum_to(g, ctx.in_shape), None
+
+
+def expand(x, *sizes):
+    sizes = _sizes(sizes)
+    if len(sizes) < x.ndim:
+        raise RuntimeError(f"expand({x.type()}{{{list(x.shape)}}}, size={list(sizes)}): the number of sizes "
+                           f"provided ({len(sizes)}) must be greater or equal to the number of dimensions in the "
+                           f"tensor ({x.ndim})")
+    off = len(sizes) - x.ndim
+    shape = []
+    for i, s in enumerate(sizes):
+        if i < off:
+            if s < 0:
+                raise RuntimeError(f"The expanded size of the tensor ({s}) isn't allowed in a leading, "
+                                   f"non-existing dimension {i}")
+            shape.append(s)
+        else:
+            shape.append(x._shape[i - off] if s == -1 else s)
+    shape = tuple(shape)
+    if x._rg and _state.enabled:
+        return Expand.apply(x, shape)
+    v = expand_raw(x, shape)
+    return view_of(x, v._shape, v._strides, v._offset)
+
+
+def expand_as(x, other):
+    return expand(x, other.shape)
+
+
+def broadcast_to(x, shape):
+    return expand(x, tuple(shape))
+
+
+def broadcast_tensors(*tensors):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    shape = broadcast_shapes(*[t.shape for t in tensors])
+    return tuple(expand(t, shape) for t in tensors)
+
+
+# ---- strided sub-views (slicing, select, narrow, diagonal) ------------------------------
+def _geom_view(t, geom):
+    """(shape, strides, offset) of t viewed through geom (see the module docstring)."""
+    shape, dims, fixed = geom
+    off = t._offset
+    tst = t._strides
+    strides = []
+    for src, start, step in dims:
+        if src is None:
+            strides.append(0)
+        elif type(src) is tuple:
+            s = 0
+            for d in src:
+                s += tst[d]
+            off += start * s
+            strides.append(s * step)
+        else:
+            s = tst[src]
+            off += start * s
+            strides.append(s * step)
+    for d, i in fixed:
+        off += i * tst[d]
+    return shape, tuple(strides), off
+
+
+class SliceView(Function):
+    """x[geom]: a view; the gradient is scattered into zeros of x's shape."""
+    node_name = "SliceBackward0"
+
+    @staticmethod
+    def forward(ctx, x, geom):
+        ctx.in_shape, ctx.geom = x._shape, geom
+        shape, st, off = _geom_view(x, geom)
+        return view_of(x, shape, st, off)
+
+    @staticmethod
+    def backward(ctx, g):
+        return SliceScatter.apply(g, ctx.in_shape, ctx.geom), None
+
+
+class SelectView(SliceView):
+    node_name = "SelectBackward0"
+
+
+class UnsqueezeView(SliceView):
+    node_name = "UnsqueezeBackward0"
+
+
+class AliasView(SliceView):
+    node_name = "AliasBackward0"
+
+
+class DiagonalView(SliceView):
+    node_name = "DiagonalBackward0"
+
+
+class SliceScatter(Function):
+    """zeros(in_shape) with g written at geom: the backward of a strided view."""
+    node_name = "SliceBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, g, in_shape, geom):
+        ctx.geom = geom
+        z = empty(in_shape, g.dtype, g._storage.device)
+        from .creation import fill_raw
+        fill_raw(z, 0)
+        shape, st, off = _geom_view(z, geom)
+        copy_into(make(z._storage, shape, st, off, z.dtype), g)
+        return z
+
+    @staticmethod
+    def backward(ctx, gg):
+        return SliceView.apply(gg, ctx.geom), None, None
+
+
+def slice_view(x, geom, cls=SliceView):
+    if x._rg and _state.enabled:
+        return cls.apply(x, geom)
+    shape, st, off = _geom_view(x, geom)
+    return view_of(x, shape, st, off)
+
+
+def _full_dims(x, skip=-1):
+    return tuple((i, 0, 1) for i in range(x.ndim) if i != skip)
+
+
+def narrow(x, dim, start, length):
+    if x.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
+    d = wrap_dim(dim, x.ndim)
+    if isinstance(start, Tensor):
+        start = int(start.item())
+    n = x._shape[d]
+    if not -n <= start <= n:
+        raise IndexError(f"start out of range (expected to be in range of [{-n}, {n}], but got {start})")
+    if start < 0:
+        start += n
+    if length < 0 or start + length > n:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
+    dims = tuple((i, start if i == d else 0, 1) for i in range(x.ndim))
+    shape = tuple(length if i == d else s for i, s in enumerate(x._shape))
+    return slice_view(x, (shape, dims, ()))
+
+
+def narrow_copy(x, dim, start, length):
+    return clone(narrow(x, dim, start, length))
+
+
+def select(x, dim, index):
+    if x.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = wrap_dim(dim, x.ndim)
+    if isinstance(index, Tensor):
+        index = int(index.item())
+    n = x._shape[d]
+    if not -n <= index < n:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(x.shape)} at dimension {d}")
+    index = index + n if index < 0 else index
+    shape = tuple(s for i, s in enumerate(x._shape) if i != d)
+    return slice_view(x, (shape, _full_dims(x, d), ((d, index),)), SelectView)
+
+
+def _diag_geom(x, offset, d1, d2):
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {d1}, {d2}")
+    n1, n2 = x._shape[d1], x._shape[d2]
+    if offset >= 0:
+        length = max(0, min(n1, n2 - offset))
+        fixed = ((d2, offset),)
+    else:
+        length = max(0, min(n1 + offset, n2))
+        fixed = ((d1, -offset),)
+    if length == 0:
+        fixed = ()
+    rest = tuple((i, 0, 1) for i in range(x.ndim) if i not in (d1, d2))
+    shape = tuple(x._shape[i] for i, _, _ in rest) + (length,)
+    return shape, rest + (((d1, d2), 0, 1),), fixed
+
+
+def diagonal(x, offset=0, dim1=0, dim2=1):
+    d1, d2 = wrap_dim(dim1, x.ndim), wrap_dim(dim2, x.ndim)
+    return slice_view(x, _diag_geom(x, offset, d1, d2), DiagonalView)
+
+
+diagonal_fn = diagonal
+
+
+# ---- scatters into a copy (torch.select_scatter & co.) ---------------------------------
+class ViewScatter(Function):
+    """base with its `geom` region replaced by src (out of place)."""
+    node_name = "SliceScatterBackward0"
+
+    @staticmethod
+    def forward(ctx, base, src, geom):
+        ctx.geom = geom
+        out = empty(base._shape, base.dtype, base._storage.device)
+        copy_into(out, base)
+        shape, st, off = _geom_view(out, geom)
+        copy_into(make(out._storage, shape, st, off, out.dtype), src)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        gb = gs = None
+        if ctx.needs_input_grad[0]:
+            from .creation import zeros
+            shape = ctx.geom[0]
+            gb = ViewScatter.apply(g, zeros(shape, dtype=g.dtype, device=g.device), ctx.geom)
+        if ctx.needs_input_grad[1]:
+            gs = SliceView.apply(g, ctx.geom) if _state.enabled else slice_view(g, ctx.geom)
+        return gb, gs, None
+
+
+def _scatter(base, src, geom):
+    if tuple(src.shape) != tuple(geom[0]):
+        raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = {list(src.shape)}, "
+                           f"slice size = {list(geom[0])}")
+    return ViewScatter.apply(base, src, geom)
+
+
+def select_scatter(input, src, dim, index):
+    d = wrap_dim(dim, input.ndim)
+    n = input._shape[d]
+    if not -n <= index < n:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at "
+                         f"dimension {d}")
+    index = index % n
+    shape = tuple(s for i, s in enumerate(input._shape) if i != d)
+    return _scatter(input, src, (shape, _full_dims(input, d), ((d, index),)))
+
+
+def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
+    d = wrap_dim(dim, input.ndim)
+    s, e, _ = slice(start, end, step).indices(input._shape[d])
+    length = max(0, (e - s + step - 1) // step)
+    dims = tuple((i, s if i == d else 0, step if i == d else 1) for i in range(input.ndim))
+    shape = tuple(length if i == d else n for i, n in enumerate(input._shape))
+    return _scatter(input, src, (shape, dims, ()))
+
+
+def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
+    d1, d2 = wrap_dim(dim1, input.ndim), wrap_dim(dim2, input.ndim)
+    return _scatter(input, src, _diag_geom(input, offset, d1, d2))
+
+
+# ---- as_strided -------------------------------------------------------------------------
+def _span(geom):
+    shape, strides, off = geom
+    lo = hi = off
+    for n, s in zip(shape, strides):
+        if n == 0:
+            return None
+        if s > 0:
+            hi += s * (n - 1)
+        else:
+            lo += s * (n - 1)
+    return lo, hi
+
+
+def _overlaps(shape, strides):
+    dims = sorted((abs(s), n) for n, s in zip(shape, strides) if n > 1)
+    reach = 0
+    for s, n in dims:
+        if s <= reach:
+            return True
+        reach += s * (n - 1)
+    return False
+
+
+class Restride(Function):
+    """g laid out in memory at geometry a (scatter-add), read back at geometry b:
+    the backward of as_strided (and, swapped, its own backward)."""
+    node_name = "AsStridedBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, g, a, b):
+        ctx.geoms = (a, b)
+        from .creation import fill_raw
+        dev = g._storage.device
+        sa, sb = _span(a), _span(b)
+        if sb is None:
+            out = empty(b[0], g.dtype, dev)
+            return out
+        lo, hi = sb if sa is None else (min(sa[0], sb[0]), max(sa[1], sb[1]))
+        buf = fill_raw(empty((hi - lo + 1,), g.dtype, dev), 0)
+        if sa is not None:
+            shape, strides, off = a
+            zero = tuple(i for i, (n, s) in enumerate(zip(shape, strides)) if s == 0 and n > 1)
+            if zero:  # several output elements alias one memory element: their gradients add up
+                g = g.sum(dim=zero, keepdim=True)
+                shape = tuple(1 if i in zero else n for i, n in enumerate(shape))
+            if _overlaps(shape, strides):
+                raise RuntimeError("as_strided: the backward of a view whose elements overlap in memory is not "
+                                   "supported (other than through stride-0 dims)")
+            copy_into(make(buf._storage, shape, strides, off - lo, g.dtype), g)
+        shape, strides, off = b
+        return contiguous_raw(make(buf._storage, shape, strides, off - lo, g.dtype))
+
+    @staticmethod
+    def backward(ctx, gg):
+        a, b = ctx.geoms
+        return Restride.apply(gg, b, a), None, None
+
+
+class AsStrided(Function):
+    node_name = "AsStridedBackward0"
+
+    @staticmethod
+    def forward(ctx, x, size, stride, offset):
+        ctx.geoms = ((x._shape, x._strides, x._offset), (size, stride, offset))
+        return view_of(x, size, stride, offset)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.geoms
+        return Restride.apply(g, b, a), None, None, None
+
+
+def as_strided(x, size, stride, storage_offset=None):
+    size, stride = _sizes((size,)), _sizes((stride,))
+    if len(size) != len(stride):
+        raise RuntimeError(f"mismatch in length of strides and shape: {len(stride)} vs {len(size)}")
+    off = x._offset if storage_offset is None else int(storage_offset)
+    if off < 0 or any(s < 0 for s in stride):
+        raise RuntimeError("as_strided: negative strides and storage offsets are not supported")
+    span = _span((size, stride, off))
+    if span is not None and (span[1] + 1) * x.dtype.itemsize > x._storage.size:
+        raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset {off}, and "
+                           f"itemsize {x.dtype.itemsize} requiring a storage size of "
+                           f"{(span[1] + 1) * x.dtype.itemsize} are out of bounds for storage of size "
+                           f"{x._storage.size}")
+    if x._rg and _state.enabled:
+        return AsStrided.apply(x, size, stride, off)
+    return view_of(x, size, stride, off)
+
+
+# ---- unfold (sliding windows, a view) ------------------------------------------------------
+def unfold(x, dimension, size, step):
+    d = wrap_dim(dimension, x.ndim)
+    n0 = x._shape[d] if x.ndim else 1
+    if size > n0:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {n0} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    n = (n0 - size) // step + 1
+    shape = x._shape[:d] + (n,) + x._shape[d + 1:] + (size,)
+    st = x._strides[:d] + (x._strides[d] * step,) + x._strides[d + 1:] + (x._strides[d],)
+    if x._rg and _state.enabled:
+        return Unfold.apply(x, shape, st, d, size, step)
+    return view_of(x, shape, st, x._offset)
+
+
+class Unfold(Function):
+    node_name = "UnfoldBackward0"
+
+    @staticmethod
+    def forward(ctx, x, shape, st, d, size, step):
+        ctx.args = (x._shape, d, size, step)
+        return view_of(x, shape, st, x._offset)
+
+    @staticmethod
+    def backward(ctx, g):
+        in_shape, d, size, step = ctx.args
+        return UnfoldGrad.apply(g, in_shape, d, size, step), None, None, None, None, None
+
+
+class UnfoldGrad(Function):
+    """Sum of the overlapping windows back into the input's shape."""
+    node_name = "UnfoldBackwardBackward0"
+
+    @staticmethod
+    def forward(ctx, g, in_shape, d, size, step):
+        ctx.args = (d, size, step)
+        from .creation import fill_raw
+        z = fill_raw(empty(in_shape, g.dtype, g._storage.device), 0)
+        n = g._shape[d]
+        if n and size:
+            zst = z._strides
+            for k in range(size):  # one window offset at a time: overlapping windows add up
+                region = make(z._storage, tuple(g._shape[:-1]),
+                              zst[:d] + (zst[d] * step,) + zst[d + 1:], k * zst[d], z.dtype)
+                sel = make(g._storage, g._shape[:-1], g._strides[:-1], g._offset + k * g._strides[-1], g.dtype)
+                ew_into("add", "v1 + v2", region, [region, sel], g.dtype)
+        return z
+
+    @staticmethod
+    def backward(ctx, gg):
+        d, size, step = ctx.args
+        return unfold(gg, d, size, step), None, None, None, None
+
+
+# ---- copies ------------------------------------------------------------------------
 class Contiguous(Function):
     node_name = "CloneBackward0"
 
@@ -137,319 +767,16 @@ def clone(x, memory_format=None):
     return Contiguous.apply(x)
 
 
-class Permute(Function):
-    node_name = "PermuteBackward0"
-
-    @staticmethod
-    def forward(ctx, x, dims):
-        ctx.dims = dims
-        return view_of(x, tuple(x._shape[d] for d in dims), tuple(x._strides[d] for d in dims), x._offset)
-
-    @staticmethod
-    def backward(ctx, g):
-        inv = [0] * len(ctx.dims)
-        for i, d in enumerate(ctx.dims):
-            inv[d] = i
-        return g.permute(inv), None
-
-
-def permute(x, *dims):
-    dims = _sizes(dims)
-    nd = x.ndim
-    if len(dims) != nd:
-        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
-                           f"length of the desired ordering of dimensions i.e. input.dim() = {nd} is not equal "
-                           f"to len(dims) = {len(dims)}")
-    dims = tuple(wrap_dim(d, nd) for d in dims)
-    if len(set(dims)) != nd:
-        raise RuntimeError("permute(): duplicate dims are not allowed.")
-    return Permute.apply(x, dims)
-
-
-def transpose(x, dim0, dim1):
-    nd = x.ndim
-    if nd == 0:
-        return view_of(x, (), (), x._offset) if not x._rg else Permute.apply(x, ())
-    d0, d1 = wrap_dim(dim0, nd), wrap_dim(dim1, nd)
-    dims = list(range(nd))
-    dims[d0], dims[d1] = dims[d1], dims[d0]
-    return Permute.apply(x, tuple(dims))
-
-
-swapaxes = swapdims = transpose
-
-
-def t(x):
-    if x.ndim > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
-    return transpose(x, 0, 1) if x.ndim == 2 else Permute.apply(x, tuple(range(x.ndim)))
-
-
-def movedim(x, source, destination):
-    nd = x.ndim
-    src = [wrap_dim(s, nd) for s in (source if isinstance(source, (tuple, list)) else [source])]
-    dst = [wrap_dim(d, nd) for d in (destination if isinstance(destination, (tuple, list)) else [destination])]
-    order = [None] * nd
-    for s, d in zip(src, dst):
-        order[d] = s
-    rest = iter(d for d in range(nd) if d not in src)
-    order = [o if o is not None else next(rest) for o in order]
-    return Permute.apply(x, tuple(order))
-
-
-moveaxis = movedim
-
-
-class Expand(Function):
-    node_name = "ExpandBackward0"
-
-    @staticmethod
-    def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
-        v = expand_raw(x, shape)
-        return view_of(x, v._shape, v._strides, v._offset)
-
-    @staticmethod
-    def backward(ctx, g):
-        return sum_to(g, ctx.in_shape), None
-
-
-def expand(x, *sizes):
-    sizes = _sizes(sizes)
-    if len(sizes) < x.ndim:
-        raise RuntimeError(f"expand(torch.FloatTensor{{{list(x.shape)}}}, size=[{', '.join(map(str, sizes))}]): the "
-                           f"number of sizes provided ({len(sizes)}) must be greater or equal to the number of "
-                           f"dimensions in the tensor ({x.ndim})")
-    off = len(sizes) - x.ndim
-    shape = tuple(x._shape[i - off] if s == -1 and i >= off else s for i, s in enumerate(sizes))
-    if any(s < 0 for s in shape):
-        raise RuntimeError(f"expand: the expanded size {list(sizes)} is invalid for a tensor of shape {list(x.shape)}")
-    return Expand.apply(x, shape)
-
-
-def expand_as(x, other):
-    return expand(x, other.shape)
-
-
-def broadcast_to(x, shape):
-    return expand(x, shape)
-
-
-def broadcast_tensors(*tensors):
-    from ._core import broadcast_shapes
-    shape = broadcast_shapes(*[t.shape for t in tensors])
-    return tuple(expand(t, shape) for t in tensors)
-
-
-def unsqueeze(x, dim):
-    d = wrap_dim(dim, x.ndim + 1)
-    shape = list(x._shape)
-    shape.insert(d, 1)
-    return View.apply(x, tuple(shape))
-
-
-def squeeze(x, dim=None):
-    if dim is None:
-        dims = [d for d, n in enumerate(x._shape) if n == 1]
-    else:
-        ds = dim if isinstance(dim, (tuple, list)) else (dim,)
-        dims = [wrap_dim(d, x.ndim) for d in ds] if x.ndim else []
-        dims = [d for d in dims if x._shape[d] == 1]
-    shape = tuple(n for d, n in enumerate(x._shape) if d not in dims)
-    return View.apply(x, shape)
-
-
-squeeze_copy = squeeze
-
-
-def flatten(x, start_dim=0, end_dim=-1):
-    if x.ndim == 0:
-        return reshape(x, (1,))
-    s, e = wrap_dim(start_dim, x.ndim), wrap_dim(end_dim, x.ndim)
-    if s > e:
-        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
-    n = 1
-    for d in range(s, e + 1):
-        n *= x._shape[d]
-    return reshape(x, x._shape[:s] + (n,) + x._shape[e + 1:])
-
-
-def unflatten(x, dim, sizes):
-    d = wrap_dim(dim, x.ndim)
-    sizes = _infer_size(tuple(sizes), x._shape[d])
-    return reshape(x, x._shape[:d] + sizes + x._shape[d + 1:])
-
-
-# ---- strided sub-views (slicing): backward scatters into zeros -----------------
-class SliceView(Function):
-    """x[geom]: a view; the gradient is scattered into zeros of x's shape."""
-    node_name = "SliceBackward0"
-
-    @staticmethod
-    def forward(ctx, x, geom):
-        ctx.in_shape, ctx.geom = x.shape, geom
-        shape, st, off = _geom_view(x, geom)
-        return view_of(x, shape, st, off)
-
-    @staticmethod
-    def backward(ctx, g):
-        return SliceScatter.apply(g, ctx.in_shape, ctx.geom), None
-
-
-class SliceScatter(Function):
-    node_name = "SliceScatterBackward0"
-
-    @staticmethod
-    def forward(ctx, g, in_shape, geom):
-        ctx.geom = geom
-        z = empty(in_shape, g.dtype, g._storage.device)
-        from .creation import fill_raw
-        fill_raw(z, 0)
-        shape, st, off = _geom_view(z, geom)
-        tgt = view_of(z, shape, st, off)
-        copy_into(tgt, g)
-        return z
-
-    @staticmethod
-    def backward(ctx, gg):
-        return SliceView.apply(gg, ctx.geom), None, None
-
-
-def _geom_view(t, geom):
-    """geom = (out_shape, ((src_dim|None, start, step), ...), ((int_dim, index), ...))"""
-    shape, dims, fixed = geom
-    off = t._offset
-    strides = []
-    for src, start, step in dims:
-        if src is None:
-            strides.append(0)
-        else:
-            off += start * t._strides[src]
-            strides.append(t._strides[src] * step)
-    for d, i in fixed:
-        off += i * t._strides[d]
-    return shape, tuple(strides), off
-
-
-def slice_view(x, geom):
-    return SliceView.apply(x, geom)
-
-
-def narrow(x, dim, start, length):
-    d = wrap_dim(dim, x.ndim)
-    if isinstance(start, Tensor):
-        start = int(start.item())
-    n = x._shape[d]
-    if start < 0:
-        start += n
-    if not 0 <= start <= n or length < 0 or start + length > n:
-        raise IndexError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
-    dims = tuple((i, start if i == d else 0, 1) for i in range(x.ndim))
-    shape = tuple(length if i == d else s for i, s in enumerate(x._shape))
-    return SliceView.apply(x, (shape, dims, ()))
-
-
-def select(x, dim, index):
-    d = wrap_dim(dim, x.ndim)
-    n = x._shape[d]
-    if not -n <= index < n:
-        raise IndexError(f"select(): index {index} out of range for tensor of size {list(x.shape)} at dimension {d}")
-    index = index + n if index < 0 else index
-    dims = tuple((i, 0, 1) for i in range(x.ndim) if i != d)
-    shape = tuple(s for i, s in enumerate(x._shape) if i != d)
-    return SliceView.apply(x, (shape, dims, ((d, index),)))
-
-
-def diagonal(x, offset=0, dim1=0, dim2=1):
-    d1, d2 = wrap_dim(dim1, x.ndim), wrap_dim(dim2, x.ndim)
-    n1, n2 = x._shape[d1], x._shape[d2]
-    if offset >= 0:
-        length = max(0, min(n1, n2 - offset))
-        base = ((d2, offset),)
-    else:
-        length = max(0, min(n1 + offset, n2))
-        base = ((d1, -offset),)
-    rest = [i for i in range(x.ndim) if i not in (d1, d2)]
-    shape = tuple(x._shape[i] for i in rest) + (length,)
-    # the diagonal dim steps both d1 and d2: expressed as a custom stride below
-    return Diagonal.apply(x, offset, d1, d2, shape, rest, base)
-
-
-class Diagonal(Function):
-    node_name = "DiagonalBackward0"
-
-    @staticmethod
-    def forward(ctx, x, offset, d1, d2, shape, rest, base):
-        ctx.args = (x.shape, offset, d1, d2)
-        off = x._offset + sum(i * x._strides[d] for d, i in base)
-        st = tuple(x._strides[i] for i in rest) + (x._strides[d1] + x._strides[d2],)
-        if 0 in shape:
-            off = x._offset
-        return view_of(x, shape, st, off)
-
-    @staticmethod
-    def backward(ctx, g):
-        in_shape, offset, d1, d2 = ctx.args
-        from .creation import zeros
-        z = zeros(in_shape, dtype=g.dtype, device=g.device)
-        z.diagonal(offset, d1, d2).copy_(g)
-        return z, None, None, None, None, None, None
-
-
-def as_strided(x, size, stride, storage_offset=None):
-    off = x._offset if storage_offset is None else storage_offset
-    return view_of(x, tuple(size), tuple(stride), off)
-
-
-def unfold(x, dimension, size, step):
-    d = wrap_dim(dimension, x.ndim)
-    n = (x._shape[d] - size) // step + 1
-    shape = x._shape[:d] + (n,) + x._shape[d + 1:] + (size,)
-    st = x._strides[:d] + (x._strides[d] * step,) + x._strides[d + 1:] + (x._strides[d],)
-    return Unfold.apply(x, shape, st, d, size, step)
-
-
-class Unfold(Function):
-    node_name = "UnfoldBackward0"
-
-    @staticmethod
-    def forward(ctx, x, shape, st, d, size, step):
-        ctx.args = (x.shape, d, size, step)
-        return view_of(x, shape, st, x._offset)
-
-    @staticmethod
-    def backward(ctx, g):
-        in_shape, d, size, step = ctx.args
-        from .creation import zeros
-        z = zeros(in_shape, dtype=g.dtype, device=g.device)
-        n = g.shape[d]
-        for k in range(size):  # overlapping windows: accumulate one window offset at a time
-            idx = [slice(None)] * len(in_shape)
-            idx[d] = slice(k, k + (n - 1) * step + 1, step)
-            sel = g.select(g.ndim - 1, k)
-            z[tuple(idx)] = z[tuple(idx)] + sel
-        return z, None, None, None, None, None
-
-
-# ---- copies ------------------------------------------------------------------------
 class Cat(Function):
     node_name = "CatBackward0"
 
     @staticmethod
     def forward(ctx, dim, *ts):
-        ref = ts[0]
         dev = device_of(ts)
         dt = ts[0].dtype
         for x in ts[1:]:
             dt = D.promote_types(dt, x.dtype)
-        nd = ref.ndim
-        for i, x in enumerate(ts):
-            if x.ndim != nd:
-                raise RuntimeError(f"Tensors must have same number of dimensions: got {nd} and {x.ndim}")
-            for j in range(nd):
-                if j != dim and x._shape[j] != ref._shape[j]:
-                    raise RuntimeError(f"Sizes of tensors must match except in dimension {dim}. Expected size "
-                                       f"{ref._shape[j]} but got size {x._shape[j]} for tensor number {i} in the list.")
+        ref = ts[0]
         sizes = [x._shape[dim] for x in ts]
         ctx.sizes, ctx.dim = sizes, dim
         shape = list(ref._shape)
@@ -458,26 +785,48 @@ class Cat(Function):
         pos = 0
         for x, n in zip(ts, sizes):
             if n:
-                sub = view_of(out, x._shape, out._strides, out._offset + pos * out._strides[dim])
+                sub = make(out._storage, x._shape, out._strides, out._offset + pos * out._strides[dim], dt)
                 copy_into(sub, x)
             pos += n
         return out
 
     @staticmethod
     def backward(ctx, g):
-        return (None,) + tuple(g.split(ctx.sizes, ctx.dim))
+        res = [None]
+        pos = 0
+        for n, need in zip(ctx.sizes, ctx.needs_input_grad[1:]):
+            res.append(narrow(g, ctx.dim, pos, n) if need else None)
+            pos += n
+        return tuple(res)
+
+
+def _check_cat(tensors, d, name="torch.cat"):
+    ref = tensors[0]
+    nd = ref.ndim
+    for i, x in enumerate(tensors):
+        if x.ndim != nd:
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {nd} and {x.ndim}")
+        for j in range(nd):
+            if j != d and x._shape[j] != ref._shape[j]:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size "
+                                   f"{ref._shape[j]} but got size {x._shape[j]} for tensor number {i} in the list.")
 
 
 def cat(tensors, dim=0, out=None):
+    if isinstance(tensors, Tensor):
+        raise TypeError("cat(): argument 'tensors' must be tuple of Tensors, not Tensor")
     tensors = list(tensors)
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
-    for x in tensors:
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
+    for i, x in enumerate(tensors):
         if not isinstance(x, Tensor):
-            raise TypeError(f"expected Tensor as element in argument 0, but got {type(x).__name__}")
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(x).__name__}")
+        if x.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
     # legacy: 1-D empty tensors are skipped
     keep = [x for x in tensors if not (x.ndim == 1 and x._shape[0] == 0)] or tensors[:1]
     d = wrap_dim(dim, keep[0].ndim)
+    _check_cat(keep, d)
     r = Cat.apply(d, *keep)
     if out is not None:
         out.copy_(r)
@@ -488,17 +837,50 @@ def cat(tensors, dim=0, out=None):
 concat = concatenate = cat
 
 
+class Stack(Function):
+    node_name = "StackBackward0"
+
+    @staticmethod
+    def forward(ctx, dim, *ts):
+        dev = device_of(ts)
+        dt = ts[0].dtype
+        for x in ts[1:]:
+            dt = D.promote_types(dt, x.dtype)
+        ctx.dim = dim
+        s0 = ts[0]._shape
+        shape = s0[:dim] + (len(ts),) + s0[dim:]
+        out = empty(shape, dt, dev)
+        st = out._strides
+        sub_st = st[:dim] + st[dim + 1:]
+        for i, x in enumerate(ts):
+            copy_into(make(out._storage, s0, sub_st, i * st[dim], dt), x)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return (None,) + tuple(select(g, ctx.dim, i) if need else None
+                               for i, need in enumerate(ctx.needs_input_grad[1:]))
+
+
 def stack(tensors, dim=0, out=None):
+    if isinstance(tensors, Tensor):
+        raise TypeError("stack(): argument 'tensors' must be tuple of Tensors, not Tensor")
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
     s0 = tensors[0].shape
     for i, x in enumerate(tensors):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(x).__name__}")
         if x.shape != s0:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(s0)} at entry 0 and "
                                f"{list(x.shape)} at entry {i}")
     d = wrap_dim(dim, len(s0) + 1)
-    return cat([unsqueeze(x, d) for x in tensors], d, out=out)
+    r = Stack.apply(d, *tensors)
+    if out is not None:
+        out.copy_(r)
+        return out
+    return r
 
 
 def hstack(tensors):
@@ -510,31 +892,129 @@ def vstack(tensors):
     return cat([atleast_2d(x) for x in tensors], 0)
 
 
+def dstack(tensors):
+    return cat([atleast_3d(x) for x in tensors], 2)
+
+
 def column_stack(tensors):
-    return hstack([x.reshape(-1, 1) if x.ndim <= 1 else x for x in tensors])
+    return hstack([reshape(x, (-1, 1)) if x.ndim <= 1 else x for x in tensors])
 
 
-def atleast_1d(x):
+def atleast_1d(*xs):
+    if len(xs) == 1 and isinstance(xs[0], (list, tuple)):
+        return tuple(atleast_1d(x) for x in xs[0])
+    if len(xs) > 1:
+        return tuple(atleast_1d(x) for x in xs)
+    x = xs[0]
     return reshape(x, (1,)) if x.ndim == 0 else x
 
 
-def atleast_2d(x):
+def atleast_2d(*xs):
+    if len(xs) == 1 and isinstance(xs[0], (list, tuple)):
+        return tuple(atleast_2d(x) for x in xs[0])
+    if len(xs) > 1:
+        return tuple(atleast_2d(x) for x in xs)
+    x = xs[0]
     return reshape(x, (1,) * (2 - x.ndim) + x.shape) if x.ndim < 2 else x
 
 
+def atleast_3d(*xs):
+    if len(xs) == 1 and isinstance(xs[0], (list, tuple)):
+        return tuple(atleast_3d(x) for x in xs[0])
+    if len(xs) > 1:
+        return tuple(atleast_3d(x) for x in xs)
+    x = xs[0]
+    if x.ndim == 0:
+        return reshape(x, (1, 1, 1))
+    if x.ndim == 1:
+        return reshape(x, (1, x.shape[0], 1))
+    if x.ndim == 2:
+        return reshape(x, x.shape + (1,))
+    return x
+
+
+# ---- splitting: multi-output views ---------------------------------------------------------
+class Split(Function):
+    node_name = "SplitBackward0"
+
+    @staticmethod
+    def forward(ctx, x, sizes, d):
+        ctx.d = d
+        return _split_views(x, sizes, d)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return cat(grads, ctx.d), None, None
+
+
+class SplitWithSizes(Split):
+    node_name = "SplitWithSizesBackward0"
+
+
+def _split_views(x, sizes, d):
+    out = []
+    pos = 0
+    st = x._strides
+    for s in sizes:
+        shape = x._shape[:d] + (s,) + x._shape[d + 1:]
+        out.append(view_of(x, shape, st, x._offset + pos * st[d]))
+        pos += s
+    return tuple(out)
+
+
 def split(x, split_size_or_sections, dim=0):
+    if x.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
     d = wrap_dim(dim, x.ndim)
     n = x._shape[d]
     if isinstance(split_size_or_sections, numbers.Integral):
         s = int(split_size_or_sections)
-        if s <= 0 and n:
+        if s < 0:
+            raise RuntimeError(f"split expects split_size be non-negative, but got split_size={s}")
+        if s == 0 and n:
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
-        sizes = [min(s, n - i) for i in range(0, n, s)] if s else [0]
+        sizes = [min(s, n - i) for i in range(0, n, s)] if s and n else [0]
+        cls = Split
     else:
-        sizes = list(split_size_or_sections)
-        if sum(sizes) != n:
+        sizes = [int(v) for v in split_size_or_sections]
+        if sum(sizes) != n or any(v < 0 for v in sizes):
             raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size "
                                f"at dimension {d}), but got split_sizes={sizes}")
+        cls = SplitWithSizes
+    if x._rg and _state.enabled:
+        return cls.apply(x, tuple(sizes), d)
+    return _split_views(x, sizes, d)
+
+
+def chunk(x, chunks, dim=0):
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    if x.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
+    d = wrap_dim(dim, x.ndim)
+    n = x._shape[d]
+    size = -(-n // chunks)
+    if n == 0:
+        return split(x, [0] * chunks, d) if chunks > 1 else split(x, [0], d)
+    return split(x, size, d)
+
+
+def tensor_split(x, indices_or_sections, dim=0):
+    d = wrap_dim(dim, x.ndim)
+    n = x._shape[d]
+    if isinstance(indices_or_sections, numbers.Integral):
+        k = int(indices_or_sections)
+        if k <= 0:
+            raise RuntimeError(f"number of sections must be larger than 0, got {k}")
+        q, r = divmod(n, k)
+        sizes = [q + 1] * r + [q] * (k - r)
+    else:
+        idx = [int(i) for i in indices_or_sections]
+        bounds = [0] + [min(max(i if i >= 0 else i + n, 0), n) for i in idx] + [n]
+        sizes = []
+        for a, b in zip(bounds, bounds[1:]):
+            sizes.append(max(b - a, 0))
+        # later bounds below earlier ones give empty pieces starting at the earlier bound
     out = []
     pos = 0
     for s in sizes:
@@ -543,108 +1023,219 @@ def split(x, split_size_or_sections, dim=0):
     return tuple(out)
 
 
-def chunk(x, chunks, dim=0):
-    if chunks <= 0:
-        raise RuntimeError("chunk expects `chunks` to be greater than 0")
-    n = x._shape[wrap_dim(dim, x.ndim)]
-    size = -(-n // chunks) if n else 0
-    if size == 0:
-        return split(x, [0] * 1 if not n else 1, dim)
-    return split(x, size, dim)
+class Unbind(Function):
+    node_name = "UnbindBackward0"
+
+    @staticmethod
+    def forward(ctx, x, d):
+        ctx.d = d
+        return _unbind_views(x, d)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return stack(grads, ctx.d), None
+
+
+def _unbind_views(x, d):
+    shape = x._shape[:d] + x._shape[d + 1:]
+    st = x._strides[:d] + x._strides[d + 1:]
+    return tuple(view_of(x, shape, st, x._offset + i * x._strides[d]) for i in range(x._shape[d]))
 
 
 def unbind(x, dim=0):
+    if x.ndim == 0:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     d = wrap_dim(dim, x.ndim)
-    return tuple(select(x, d, i) for i in range(x._shape[d]))
+    if x._rg and _state.enabled and x._shape[d]:
+        return Unbind.apply(x, d)
+    return _unbind_views(x, d)
+
+
+# ---- repeat / tile ------------------------------------------------------------------------
+class Repeat(Function):
+    node_name = "RepeatBackward0"
+
+    @staticmethod
+    def forward(ctx, x, sizes):
+        ctx.args = (x._shape, sizes)
+        xs_shape = (1,) * (len(sizes) - x.ndim) + x._shape
+        xs = make(x._storage, xs_shape, (0,) * (len(sizes) - x.ndim) + x._strides, x._offset, x.dtype)
+        # an interleaved (r, n) broadcast view, copied once
+        inter_shape, inter_st = [], []
+        for r, n, s in zip(sizes, xs_shape, xs._strides):
+            inter_shape += [r, n]
+            inter_st += [0, s]
+        out_shape = tuple(r * n for r, n in zip(sizes, xs_shape))
+        out = empty(out_shape, x.dtype, x._storage.device)
+        if out.numel():
+            src = make(x._storage, tuple(inter_shape), tuple(inter_st), x._offset, x.dtype)
+            dst = make(out._storage, tuple(inter_shape), contiguous_strides(tuple(inter_shape)), 0, x.dtype)
+            copy_into(dst, src)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        in_shape, sizes = ctx.args
+        lead = len(sizes) - len(in_shape)
+        xs_shape = (1,) * lead + tuple(in_shape)
+        inter = []
+        for r, n in zip(sizes, xs_shape):
+            inter += [r, n]
+        r = reshape(g, tuple(inter)).sum(dim=tuple(range(0, 2 * len(sizes), 2)))
+        return reshape(r, in_shape), None
 
 
 def repeat(x, *sizes):
     sizes = _sizes(sizes)
     if len(sizes) < x.ndim:
-        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
-    xs = reshape(x, (1,) * (len(sizes) - x.ndim) + x.shape)
-    # expand an interleaved (r, n) view, then merge: a copy via reshape
-    inter = []
-    shape = []
-    for r, n in zip(sizes, xs.shape):
-        inter += [1, n]
-        shape += [r, n]
-    e = expand(reshape(xs, tuple(inter)), tuple(shape))
-    return reshape(contiguous(e), tuple(r * n for r, n in zip(sizes, xs.shape)))
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of "
+                           "tensor")
+    if any(s < 0 for s in sizes):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {list(sizes)}")
+    return Repeat.apply(x, sizes)
 
 
 def tile(x, dims):
-    dims = tuple(dims)
+    dims = _sizes((dims,)) if not isinstance(dims, numbers.Integral) else (int(dims),)
     if len(dims) < x.ndim:
         dims = (1,) * (x.ndim - len(dims)) + dims
     return repeat(x, dims)
 
 
-def flip(x, dims):
-    from .indexing import index_select
-    from .creation import arange
-    dims = [dims] if isinstance(dims, int) else dims
-    out = x
-    for d in dims:
-        d = wrap_dim(d, x.ndim)
-        n = x._shape[d]
-        out = index_select(out, d, arange(n - 1, -1, -1, device=x.device))
-    return out
+# ---- flip / roll ----------------------------------------------------------------------------
+class Flip(Function):
+    node_name = "FlipBackward0"
+
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        off = x._offset
+        st = list(x._strides)
+        for d in dims:
+            if x._shape[d] > 0:
+                off += (x._shape[d] - 1) * st[d]
+            st[d] = -st[d]
+        out = empty(x._shape, x.dtype, x._storage.device)
+        if out.numel():
+            copy_into(out, make(x._storage, x._shape, tuple(st), off, x.dtype))
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return flip(g, ctx.dims), None
 
 
-def roll(x, shifts, dims=None):
-    if dims is None:
-        return roll(flatten(x), shifts, 0).reshape(x.shape)
-    shifts = [shifts] if isinstance(shifts, int) else list(shifts)
-    dims = [dims] if isinstance(dims, int) else list(dims)
+def flip(x, *dims):
+    dims = _sizes(dims)
+    nd = x.ndim
+    ds = tuple(wrap_dim(d, nd) for d in dims) if nd else ()
+    if len(set(ds)) != len(ds):
+        raise RuntimeError(f"dims has duplicates, original flip dims size={len(ds)}, but unique flip dims "
+                           f"size={len(set(ds))}")
+    return Flip.apply(x, ds)
+
+
+def fliplr(x):
+    if x.ndim < 2:
+        raise RuntimeError("Input must be >= 2-d.")
+    return flip(x, 1)
+
+
+def flipud(x):
+    if x.ndim < 1:
+        raise RuntimeError("Input must be >= 1-d.")
+    return flip(x, 0)
+
+
+def _roll_raw(x, shifts, dims):
     out = x
     for s, d in zip(shifts, dims):
-        d = wrap_dim(d, x.ndim)
-        n = x._shape[d]
+        n = out._shape[d]
         if n == 0:
             continue
         s %= n
-        if s:
-            out = cat([narrow(out, d, n - s, s), narrow(out, d, 0, n - s)], d)
+        if s == 0:
+            continue
+        src = out
+        out = empty(src._shape, src.dtype, src._storage.device)
+        st, ost = src._strides, out._strides
+
+        def part(t, tst, start, length):
+            shape = t._shape[:d] + (length,) + t._shape[d + 1:]
+            return make(t._storage, shape, tst, t._offset + start * tst[d], t.dtype)
+        copy_into(part(out, ost, s, n - s), part(src, st, 0, n - s))
+        copy_into(part(out, ost, 0, s), part(src, st, n - s, s))
+    if out is x:
+        out = contiguous_raw(x) if not x.is_contiguous() else Contiguous.forward(None, x)
     return out
 
 
-def diag(x, diagonal=0):
-    if x.ndim == 1:
-        n = x._shape[0] + abs(diagonal)
-        from .creation import zeros
-        z = zeros(n, n, dtype=x.dtype, device=x.device)
-        return diag_embed_into(z, x, diagonal)
-    return diagonal_fn(x, diagonal)
+class Roll(Function):
+    node_name = "RollBackward0"
 
-
-def diag_embed_into(z, x, k):
-    # differentiable: z + scatter of x onto the diagonal
-    return DiagEmbed.apply(x, z.shape[0], k)
-
-
-class DiagEmbed(Function):
     @staticmethod
-    def forward(ctx, x, n, k):
-        ctx.k = k
-        from .creation import zeros
-        z = zeros(n, n, dtype=x.dtype, device=x.device)
-        copy_into(Diagonal.forward(None if False else _Null(), z, k, 0, 1, (x._shape[0],), [],
-                                   ((1, k),) if k >= 0 else ((0, -k),)), x)
+    def forward(ctx, x, shifts, dims):
+        ctx.args = (shifts, dims)
+        if dims is None:
+            flat = contiguous_raw(x)
+            flat = make(flat._storage, (x.numel(),), (1,), flat._offset, x.dtype)
+            r = _roll_raw(flat, shifts, (0,))
+            return make(r._storage, x._shape, contiguous_strides(x._shape), r._offset, x.dtype)
+        return _roll_raw(x, shifts, dims)
+
+    @staticmethod
+    def backward(ctx, g):
+        shifts, dims = ctx.args
+        return roll(g, tuple(-s for s in shifts), dims), None, None
+
+
+def roll(x, shifts, dims=None):
+    shifts = (shifts,) if isinstance(shifts, numbers.Integral) else tuple(int(s) for s in shifts)
+    if dims is None:
+        if len(shifts) != 1:
+            raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
+        return Roll.apply(x, shifts, None)
+    dims = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    dims = tuple(wrap_dim(d, x.ndim) for d in dims)
+    return Roll.apply(x, shifts, dims)
+
+
+# ---- diag ------------------------------------------------------------------------------
+class DiagEmbed(Function):
+    node_name = "DiagEmbedBackward0"
+
+    @staticmethod
+    def forward(ctx, x, offset, d1, d2):
+        ctx.args = (offset, d1, d2)
+        n = x._shape[-1] + abs(offset)
+        shape = list(x._shape[:-1])
+        for d in sorted((d1, d2)):
+            shape.insert(d, n)
+        from .creation import fill_raw
+        z = fill_raw(empty(tuple(shape), x.dtype, x._storage.device), 0)
+        s, st, off = _geom_view(z, _diag_geom(z, offset, d1, d2))
+        copy_into(make(z._storage, s, st, off, z.dtype), x)
         return z
 
     @staticmethod
     def backward(ctx, g):
-        return diagonal_fn(g, ctx.k), None, None
-
-
-class _Null:
-    def __setattr__(self, k, v):
-        pass
-
-
-diagonal_fn = diagonal
+        offset, d1, d2 = ctx.args
+        return diagonal(g, offset, d1, d2), None, None, None
 
 
 def diag_embed(x, offset=0, dim1=-2, dim2=-1):
-    return stack([diag(r, offset) for r in x.reshape(-1, x.shape[-1])]).reshape(x.shape[:-1] + (x.shape[-1] + abs(offset),) * 2)
+    nd = x.ndim + 1
+    d1, d2 = wrap_dim(dim1, nd), wrap_dim(dim2, nd)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return DiagEmbed.apply(x, offset, d1, d2)
+
+
+def diag(x, diagonal=0):
+    if x.ndim == 1:
+        return DiagEmbed.apply(x, diagonal, 0, 1)
+    if x.ndim == 2:
+        return clone(diagonal_fn(x, diagonal))
+    raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " + f"{x.ndim}D")
