@@ -1,2 +1,81 @@
-"""softmax ops (placeholder: filled in by its owner)."""
-__all__ = []
+"""softmax and log_softmax along one dim.
+
+The forward is one fused kernel per call (runtime/reduction.py::gen_softmax): an online
+row max and sum of exp, then the write; one work-group per long row, one work-item per
+short row.  The backward formulas are Tensor ops, so double backward works.
+"""
+from .. import dtypes as D
+from ..autograd.function import Function
+from ..runtime import reduction as _redk
+from ..tensor import Tensor, empty, wrap_dim
+
+__all__ = ["softmax", "log_softmax"]
+
+
+def _fused(x, dim, log):
+    dev = x._storage.device
+    out = empty(x._shape, x.dtype, dev)
+    _redk.softmax_run(dev, x, dim, out, "double" if x.dtype is D.float64 else "float", log)
+    return out
+
+
+class Softmax(Function):
+    node_name = "SoftmaxBackward0"
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        out = _fused(x, dim, False)
+        ctx.save_for_backward(out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, g):  # dx = y * (g - sum(g * y))
+        (y,) = ctx.saved_tensors
+        return y * (g - (g * y).sum(ctx.dim, keepdim=True)), None
+
+
+class LogSoftmax(Function):
+    node_name = "LogSoftmaxBackward0"
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        out = _fused(x, dim, True)
+        ctx.save_for_backward(out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, g):  # dx = g - exp(y) * sum(g)
+        (y,) = ctx.saved_tensors
+        return g - y.exp() * g.sum(ctx.dim, keepdim=True), None
+
+
+def _prep(name, input, dim, dtype):
+    if dim is None:
+        raise TypeError(f"{name}() missing 1 required positional argument: 'dim'")
+    if dtype is not None:
+        dt = D.to_dtype(dtype)
+        if dt is not input.dtype:
+            input = input.to(dt)
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f"\"{name}_lastdim_kernel_impl\" not implemented for "
+                                  f"'{_TORCH_NAME.get(input.dtype.name, input.dtype.name)}'")
+    return input, wrap_dim(dim, input.ndim)
+
+
+_TORCH_NAME = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def softmax(input, dim=None, dtype=None):
+    x, d = _prep("softmax", input, dim, dtype)
+    return Softmax.apply(x, d)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    x, d = _prep("log_softmax", input, dim, dtype)
+    return LogSoftmax.apply(x, d)
+
+
+Tensor.softmax = softmax
+Tensor.log_softmax = log_softmax
