@@ -9,7 +9,11 @@ Two entry points, neither of which makes callers reach into private fields:
     z = (x * y + x).sum()
     for n in walk(z):
         print(n.id, n.name, n.op, n.inputs, n.shape)
-    # 0 SumBackward1 sum [1] (2,)...   (root first, leaves last; see walk())
+    # 0 SumBackward0 sum [1] ()
+    # 1 AddBackward0 add [2, 3] (2,)
+    # 2 MulBackward0 mul [3, 4] (2,)
+    # 3 AccumulateGrad leaf [] (2,)      <- x
+    # 4 AccumulateGrad leaf [] (2,)      <- y
 
 `record_backward()` records a backward pass node by node::
 
@@ -20,7 +24,7 @@ Two entry points, neither of which makes callers reach into private fields:
 
 Node names are PyTorch's (`MulBackward0`, `SumBackward1`, `AccumulateGrad`, ...).
 """
-from collections import namedtuple
+from collections import deque, namedtuple
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -74,7 +78,8 @@ def _op_name(name):
 
 def walk(root):
     """All nodes reachable from `root` (a Tensor or a graph node), in topological order:
-    every node comes before the nodes it sends gradients to (root first, leaves last).
+    every node comes before the nodes it sends gradients to (root first), nodes that
+    become ready together keep their next_functions order (deterministic).
     A leaf tensor that requires grad walks to its single AccumulateGrad node; a tensor
     without history gives []. Returns a list of NodeInfo. Iterative (deep graphs are fine)."""
     if isinstance(root, Tensor):
@@ -87,20 +92,31 @@ def walk(root):
         start = root
     if start is None:
         return []
-    # iterative DFS post-order; its reverse is a topological order
-    order, seen = [], {start}
-    stack = [(start, iter(start.next_functions))]
+    # collect the nodes and their in-degrees, then Kahn's algorithm with a FIFO queue:
+    # a topological order in which siblings keep their next_functions order
+    indeg = {start: 0}
+    stack = [start]
     while stack:
-        n, it = stack[-1]
-        for nx, _ in it:
-            if nx is not None and nx not in seen:
-                seen.add(nx)
-                stack.append((nx, iter(nx.next_functions)))
-                break
-        else:
-            stack.pop()
-            order.append(n)
-    order.reverse()
+        n = stack.pop()
+        for nx, _ in n.next_functions:
+            if nx is None:
+                continue
+            if nx in indeg:
+                indeg[nx] += 1
+            else:
+                indeg[nx] = 1
+                stack.append(nx)
+    order = []
+    queue = deque([start])
+    while queue:
+        n = queue.popleft()
+        order.append(n)
+        for nx, _ in n.next_functions:
+            if nx is None:
+                continue
+            indeg[nx] -= 1
+            if indeg[nx] == 0:
+                queue.append(nx)
     ids = {n: i for i, n in enumerate(order)}
     out = []
     for n in order:

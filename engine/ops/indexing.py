@@ -52,7 +52,7 @@ def basic_geometry(x, index):
     for i in index:
         if i is None:
             shape.append(1)
-            dims.append((None, 0, 1))
+            dims.append((None, d, 1))  # start: the input dim that follows (for the stride)
             continue
         n = x._shape[d]
         if isinstance(i, slice):
@@ -117,8 +117,17 @@ def _check_basic(x, index):
                          "in C++ to convert a 0-dim tensor to a number")
 
 
+def _check_0d(x, index):
+    if x.ndim == 0:
+        for i in (index if isinstance(index, tuple) else (index,)):
+            if isinstance(i, (slice, numbers.Integral)) and not isinstance(i, bool):
+                raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
+                                 "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+
+
 def getitem(x, index):
     raw = index
+    _check_0d(x, index)
     index = expand_index(x, index)
     if any(_is_advanced(i) for i in index):
         from .advanced import advanced_getitem

@@ -7,8 +7,9 @@ with autograd it goes through a Function whose node name is PyTorch's
 
 Strided sub-views (slicing, select, narrow, diagonal) share one representation,
 `geom = (out_shape, dims, fixed)`: per output dim `(src, start, step)` where src is
-an input dim, None (a new size-1 dim) or a tuple of input dims (a diagonal: their
-strides add up), and `fixed` the `(dim, index)` pairs of dims indexed away.  The
+an input dim, None (a new size-1 dim; start is then the input dim that follows it,
+for PyTorch's stride) or a tuple of input dims (a diagonal: their strides add up),
+and `fixed` the `(dim, index)` pairs of dims indexed away.  The
 geometry is independent of the input's strides, so the backward scatters the
 gradient into a contiguous zero tensor through the same geom.
 """
@@ -174,7 +175,9 @@ def _view_dtype(x, dt):
     return t
 
 
-def reshape(x, *shape):
+def reshape(x, *shape, **kw):
+    if "shape" in kw:
+        shape = (kw.pop("shape"),)
     shape = _infer_size(_sizes(shape), x.numel())
     st = _view_strides(x._shape, x._strides, shape)
     if st is not None:
@@ -278,7 +281,9 @@ def _permute(cls, x, dims):
     return view_of(x, tuple(x._shape[d] for d in dims), tuple(x._strides[d] for d in dims), x._offset)
 
 
-def permute(x, *dims):
+def permute(x, *dims, **kw):
+    if "dims" in kw:
+        dims = (kw.pop("dims"),)
     dims = _sizes(dims)
     nd = x.ndim
     if len(dims) != nd:
@@ -345,8 +350,7 @@ class Expand(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x._shape
-        v = expand_raw(x, shape)
-        return view_of(x, v._shape, v._strides, v._offset)
+        return view_of(x, shape, _expand_strides(x, shape), x._offset)
 
     @staticmethod
     def backward(ctx, g):
@@ -372,8 +376,28 @@ def expand(x, *sizes):
     shape = tuple(shape)
     if x._rg and _state.enabled:
         return Expand.apply(x, shape)
-    v = expand_raw(x, shape)
-    return view_of(x, v._shape, v._strides, v._offset)
+    return view_of(x, shape, _expand_strides(x, shape), x._offset)
+
+
+def _expand_strides(x, shape):
+    """PyTorch's inferExpandGeometry strides (errors from expand_raw's message)."""
+    nd = len(shape)
+    off = nd - x.ndim
+    st = [0] * nd
+    for i in range(nd - 1, -1, -1):
+        j = i - off
+        if j >= 0:
+            n, s = x._shape[j], x._strides[j]
+            if n != shape[i]:
+                if n != 1:
+                    expand_raw(x, shape)  # raises PyTorch's message
+                s = 0
+        else:
+            s = shape[i + 1] * st[i + 1] if i + 1 < nd else 1
+            if shape[i] != 1:
+                s = 0
+        st[i] = s
+    return tuple(st)
 
 
 def expand_as(x, other):
@@ -398,9 +422,10 @@ def _geom_view(t, geom):
     off = t._offset
     tst = t._strides
     strides = []
+    nd = len(tst)
     for src, start, step in dims:
-        if src is None:
-            strides.append(0)
+        if src is None:  # a new size-1 dim: PyTorch's unsqueeze stride (start = the next input dim)
+            strides.append(tst[start] * t._shape[start] if start < nd else 1)
         elif type(src) is tuple:
             s = 0
             for d in src:
@@ -620,6 +645,22 @@ def _overlaps(shape, strides):
     return False
 
 
+def _scatter_add(buf, shape, strides, off, g):
+    """buf[geometry] += g, correct where the geometry's elements overlap in memory:
+    split along a dim until each piece is overlap-free."""
+    if not _overlaps(shape, strides):
+        region = make(buf._storage, shape, strides, off, buf.dtype)
+        ew_into("add", "v1 + v2", region, [region, g], g.dtype)
+        return
+    d = next(i for i, n in enumerate(shape) if n > 1)
+    sub_shape = shape[:d] + shape[d + 1:]
+    sub_st = strides[:d] + strides[d + 1:]
+    gst = g._strides[:d] + g._strides[d + 1:]
+    for i in range(shape[d]):
+        gi = make(g._storage, sub_shape, gst, g._offset + i * g._strides[d], g.dtype)
+        _scatter_add(buf, sub_shape, sub_st, off + i * strides[d], gi)
+
+
 class Restride(Function):
     """g laid out in memory at geometry a (scatter-add), read back at geometry b:
     the backward of as_strided (and, swapped, its own backward)."""
@@ -642,10 +683,7 @@ class Restride(Function):
             if zero:  # several output elements alias one memory element: their gradients add up
                 g = g.sum(dim=zero, keepdim=True)
                 shape = tuple(1 if i in zero else n for i, n in enumerate(shape))
-            if _overlaps(shape, strides):
-                raise RuntimeError("as_strided: the backward of a view whose elements overlap in memory is not "
-                                   "supported (other than through stride-0 dims)")
-            copy_into(make(buf._storage, shape, strides, off - lo, g.dtype), g)
+            _scatter_add(buf, shape, strides, off - lo, g)
         shape, strides, off = b
         return contiguous_raw(make(buf._storage, shape, strides, off - lo, g.dtype))
 
@@ -1125,7 +1163,9 @@ class Flip(Function):
         return flip(g, ctx.dims), None
 
 
-def flip(x, *dims):
+def flip(x, *dims, **kw):
+    if "dims" in kw:
+        dims = (kw.pop("dims"),)
     dims = _sizes(dims)
     nd = x.ndim
     ds = tuple(wrap_dim(d, nd) for d in dims) if nd else ()
@@ -1239,3 +1279,28 @@ def diag(x, diagonal=0):
     if x.ndim == 2:
         return clone(diagonal_fn(x, diagonal))
     raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " + f"{x.ndim}D")
+
+
+# ---- in-place view methods (metadata only) ---------------------------------------------
+def _inplace_view(t, fn, *args):
+    from .convert import check_inplace
+    check_inplace(t)
+    r = fn(t, *args)
+    t._shape, t._strides, t._offset = r._shape, r._strides, r._offset
+    if r.grad_fn is not None:
+        t.grad_fn, t._output_nr = r.grad_fn, r._output_nr
+    return t
+
+
+Tensor.squeeze_ = lambda self, dim=None: _inplace_view(self, squeeze, dim)
+Tensor.unsqueeze_ = lambda self, dim: _inplace_view(self, unsqueeze, dim)
+Tensor.transpose_ = lambda self, dim0, dim1: _inplace_view(self, transpose, dim0, dim1)
+Tensor.swapaxes_ = Tensor.swapdims_ = Tensor.transpose_
+Tensor.t_ = lambda self: _inplace_view(self, t)
+Tensor.as_strided_ = lambda self, size, stride, storage_offset=None: _inplace_view(
+    self, as_strided, size, stride, storage_offset)
+for _n in ("narrow_copy", "ravel", "adjoint", "fliplr", "flipud", "tensor_split", "select_scatter", "slice_scatter",
+           "diagonal_scatter", "expand", "expand_as"):
+    setattr(Tensor, _n, globals()[_n])
+Tensor.flip = lambda self, *dims, **kw: flip(self, *dims, **kw)
+Tensor.sum_to_size = lambda self, *size: sum_to(self, _sizes(size))
