@@ -247,6 +247,7 @@ def _run(roots, retain_graph, create_graph, capture, accumulate):
                 if accumulate and g is not None:
                     if recorders:
                         _record(recorders, node, (g,), ())
+                    out = None  # drop the last node's outputs: _accumulate counts references to g
                     _accumulate(t, g, create_graph)
                     d = t.__dict__
                     if d and "_post_acc_hooks" in d:
@@ -421,13 +422,16 @@ def _zeros_for(node, i):
 
 def _accumulate(t, g, create_graph):
     """t.grad += g, as PyTorch's AccumulateGrad: the first gradient is stolen when
-    nothing else references it (else copied), later ones are added in place."""
+    nothing else references it (else copied), later ones are added in place.
+
+    The references to g when nothing else holds it: the caller's local, this
+    parameter and getrefcount's argument (3); its storage: g's and the argument."""
     old = t.grad
     if old is None:
         if create_graph:
             t.grad = g
         elif (g.grad_fn is None and not g._rg and g.dtype is t.dtype and g._shape == t._shape
-              and _getrefcount(g._storage) == 2 and _getrefcount(g) <= 4 and g.is_contiguous()):
+              and _getrefcount(g._storage) == 2 and _getrefcount(g) <= 3 and g.is_contiguous()):
             t.grad = g  # a fresh gradient nobody else holds: no copy
         else:
             from ..ops.creation import clone_tensor

@@ -36,7 +36,8 @@ def gradcheck(func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
             for sgn in (1, -1):
                 pert = flat.copy()
                 pert[i] += sgn * eps
-                xs = [tensor(pert.reshape(base.shape), dtype=x.dtype, device=x.device) if a is x else a
+                xs = [tensor(pert.reshape(base.shape), dtype=x.dtype, device=x.device, requires_grad=True)
+                      if a is x else a
                       for a in inputs]
                 vals.append(float(scalar(*xs)))
             num[i] = (vals[0] - vals[1]) / (2 * eps)
@@ -47,3 +48,29 @@ def gradcheck(func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
                 raise GradcheckError(f"Jacobian mismatch for input {k}:\nnumerical: {num}\nanalytical: {a}")
             return False
     return True
+
+
+def gradgradcheck(func, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, **_):
+    """Second derivatives: gradcheck of (inputs -> d<func(inputs), v>/d inputs) with
+    create_graph=True, for a fixed random (or given) v."""
+    from ..ops.creation import tensor
+    from .engine import grad
+    if isinstance(inputs, Tensor):
+        inputs = (inputs,)
+    inputs = tuple(inputs)
+    outs = func(*inputs)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    if grad_outputs is None:
+        rng = np.random.default_rng(1)
+        grad_outputs = [tensor(rng.standard_normal(tuple(o.shape)), dtype=o.dtype, device=o.device) for o in outs]
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = (grad_outputs,)
+    diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+
+    def first(*xs):
+        o = func(*xs)
+        o = o if isinstance(o, tuple) else (o,)
+        gs = grad(o, [xs[i] for i in diff], grad_outputs=list(grad_outputs), create_graph=True,
+                  allow_unused=True)
+        return tuple(g if g is not None else xs[i] * 0 for g, i in zip(gs, diff))
+    return gradcheck(first, inputs, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)

@@ -1287,6 +1287,7 @@ def _inplace_view(t, fn, *args):
     check_inplace(t)
     r = fn(t, *args)
     t._shape, t._strides, t._offset = r._shape, r._strides, r._offset
+    t._storage.version += 1  # as in PyTorch: saved tensors see the metadata change
     if r.grad_fn is not None:
         t.grad_fn, t._output_nr = r.grad_fn, r._output_nr
     return t

@@ -1033,3 +1033,32 @@ def test_accumulate_grad_runs_as_soon_as_ready():
     names = [e.name for e in ev]
     assert names[0].startswith("SumBackward") and names[1:3] == ["MulBackward0", "AccumulateGrad"]
     assert ev[2].tensor is w
+
+
+def test_gradient_held_by_a_hook_is_not_stolen():
+    kept = []
+    x = engine.ones(3, requires_grad=True)
+    x.register_hook(lambda g: kept.append(g))
+    (x.exp() * 1).sum().backward()
+    x.grad.add_(1)
+    assert kept[0].tolist() == pytest.approx([np.e] * 3)
+
+
+def test_gradgradcheck_and_gradcheck_detects_errors():
+    from .helpers import fp64
+    if not fp64():
+        pytest.skip("no float64 on this device")
+    x = engine.tensor(rand((3,), np.float64), requires_grad=True)
+    assert engine.autograd.gradgradcheck(lambda a: (a * a).tanh() * a, (x,))
+
+    class Wrong(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * a
+
+        @staticmethod
+        def backward(ctx, g):
+            return g  # should be 2 * a * g
+    with pytest.raises(RuntimeError, match="Jacobian mismatch"):
+        engine.autograd.gradcheck(Wrong.apply, (x,))
+    assert engine.autograd.gradcheck(Wrong.apply, (x,), raise_exception=False) is False

@@ -202,3 +202,11 @@ def test_element_size_for_all_dtypes():
         t = torch.zeros(1, dtype=getattr(torch, name))
         assert e.element_size() == t.element_size()
         assert str(e.dtype) == str(t.dtype).replace("torch", "engine")
+
+
+def test_size_arithmetic_like_torch():
+    for T in (engine, torch):
+        s = T.Size([2])
+        assert isinstance(s + (3,), T.Size) and tuple(s + (3,)) == (2, 3)
+        assert isinstance((3,) + s, T.Size) and tuple((3,) + s) == (3, 2)
+        assert isinstance(s * 2, T.Size) and tuple(s * 2) == (2, 2)
