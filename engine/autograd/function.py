@@ -8,6 +8,7 @@ per forward argument (None for non-Tensor arguments); the engine keeps the
 ones for Tensor arguments.
 """
 import itertools
+import weakref
 
 from ..tensor import Tensor, make
 from . import grad_mode as _gm
@@ -323,6 +324,8 @@ def _record(ctx, args, out):
             o.grad_fn = ctx
             o._output_nr = i
             o._rg = True
+            if o._base is not None:
+                register_view(o)
         results.append(o)
     ts = ctx._to_save
     if ts is not None:
@@ -342,6 +345,18 @@ def _record(ctx, args, out):
         ctx._saved = saved
         ctx._to_save = None
     return tuple(results) if multi else results[0]
+
+
+def register_view(v):
+    """Remember a view with history on its base, so that an in-place op on the base
+    (or on another view of it) can give the view a fresh grad_fn (PyTorch regenerates
+    a stale view's grad_fn the same way)."""
+    b = v._base
+    d = b.__dict__
+    views = d.get("_views")
+    if views is None:
+        views = d["_views"] = weakref.WeakSet()
+    views.add(v)
 
 
 def _alias(t):

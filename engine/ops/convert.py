@@ -121,6 +121,7 @@ def inplace(t, fn, *args, uses_self=True, **kwargs):
             t.grad_fn = r.grad_fn
             t._output_nr = r._output_nr
             t._rg = r._rg
+            _regen_views(t, None)
             return t
         _rebase_view(t, b, r)
         return t
@@ -199,6 +200,20 @@ def _rebase_view(t, b, r):
     t.grad_fn = v.grad_fn
     t._output_nr = 0
     t._rg = True
+    _regen_views(b, t)
+
+
+def _regen_views(b, skip):
+    """The other views of b (made with autograd) become views of b's new history."""
+    views = b.__dict__.get("_views")
+    if not views:
+        return
+    from .shape import as_strided
+    for v in list(views):
+        if v is skip or v._storage is not b._storage:
+            continue
+        nv = as_strided(b, v._shape, v._strides, v._offset)
+        v.grad_fn, v._output_nr, v._rg = nv.grad_fn, 0, True
 
 
 def _check_cast(src, dst):

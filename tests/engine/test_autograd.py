@@ -1062,3 +1062,17 @@ def test_gradgradcheck_and_gradcheck_detects_errors():
     with pytest.raises(RuntimeError, match="Jacobian mismatch"):
         engine.autograd.gradcheck(Wrong.apply, (x,))
     assert engine.autograd.gradcheck(Wrong.apply, (x,), raise_exception=False) is False
+
+
+def test_views_made_before_an_inplace_op_see_the_new_history():
+    a = rand((2, 3))
+
+    def f(T, x):
+        y = x * 2
+        row = y[0]          # views made before the in-place ops
+        col = y[:, 1]
+        y.mul_(3)           # on the base
+        row2 = y[1]
+        row2.exp_()         # on another view
+        return row * 1, col * 1, y
+    check_op(f, a)
