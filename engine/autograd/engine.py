@@ -258,7 +258,7 @@ def _run(roots, retain_graph, create_graph, capture, accumulate):
             d = node.__dict__
             owners = d.get("_tensor_owners")
             if owners:
-                _apply_tensor_hooks(owners, grads, create_graph)
+                _apply_tensor_hooks(node, owners, grads, create_graph)
             if capture is not None:
                 for i, g in enumerate(grads):
                     if g is not None:
@@ -318,8 +318,10 @@ def _run(roots, retain_graph, create_graph, capture, accumulate):
         _state.enabled = prev
 
 
-def _apply_tensor_hooks(owners, grads, create_graph):
-    """Hooks registered on non-leaf tensors, then retain_grad, before the node runs."""
+def _apply_tensor_hooks(node, owners, grads, create_graph):
+    """Hooks registered on non-leaf tensors, then retain_grad, before the node runs
+    (retain_grad only where the tensor's current history is this node: after an
+    in-place op, .grad is the gradient of the new value, as in PyTorch)."""
     for i, t in list(owners.items()):
         g = grads[i]
         if g is None:
@@ -327,7 +329,7 @@ def _apply_tensor_hooks(owners, grads, create_graph):
         if t._hooks:
             g = run_tensor_hooks(t, g)
             grads[i] = g
-        if t._retains_grad:
+        if t._retains_grad and t.grad_fn is node and t._output_nr == i:
             if t.grad is None:
                 t.grad = g if create_graph else _clone(g)
             else:

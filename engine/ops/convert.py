@@ -122,8 +122,10 @@ def inplace(t, fn, *args, uses_self=True, **kwargs):
             t._output_nr = r._output_nr
             t._rg = r._rg
             _regen_views(t, None)
+            _keep_retain(t)
             return t
         _rebase_view(t, b, r)
+        _keep_retain(t)
         return t
     prev = state.enabled
     state.enabled = False
@@ -133,6 +135,12 @@ def inplace(t, fn, *args, uses_self=True, **kwargs):
         state.enabled = prev
     _write(t, r)
     return t
+
+
+def _keep_retain(t):
+    if t._retains_grad and t.grad_fn is not None:
+        from ..tensor import _own_edge
+        _own_edge(t)
 
 
 def _clone(t):

@@ -1076,3 +1076,15 @@ def test_views_made_before_an_inplace_op_see_the_new_history():
         row2.exp_()         # on another view
         return row * 1, col * 1, y
     check_op(f, a)
+
+
+def test_retain_grad_follows_inplace_ops():
+    res = []
+    for T in (engine, torch):
+        x = T.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 2
+        y.retain_grad()
+        y.mul_(3)
+        (y * y).sum().backward()
+        res.append((y.grad.tolist(), x.grad.tolist()))
+    assert res[0] == res[1]
