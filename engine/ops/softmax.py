@@ -14,9 +14,24 @@ __all__ = ["softmax", "log_softmax"]
 
 def _fused(x, dim, log):
     dev = x._storage.device
+    acc = "double" if x.dtype is D.float64 else "float"
+    K = x._shape[dim] if x.ndim else 1
+    if not dev.is_cpu and K >= 16384 and x.numel() // K * 2 < dev.compute_units:
+        return _split(x, dim, log, acc)
     out = empty(x._shape, x.dtype, dev)
-    _redk.softmax_run(dev, x, dim, out, "double" if x.dtype is D.float64 else "float", log)
+    _redk.softmax_run(dev, x, dim, out, acc, log)
     return out
+
+
+def _split(x, dim, log, acc):
+    """Few long rows on a GPU: the row max and log-sum-exp as multi-group reductions, then
+    one elementwise pass (one work-group per row would leave most of the device idle)."""
+    from ._core import ew
+    from .reduce import _CT_DT, _reduce
+    mx = _reduce("max", x, (dim,), False, _CT_DT[acc], acc)[0]
+    lse = _reduce("sum", x, (dim,), True, _CT_DT[acc], acc, pre="exp(v - a)", post="a + log(acc)", aux=mx)[0]
+    return ew("log_softmax_fin" if log else "softmax_fin", "v1 - v2" if log else "exp(v1 - v2)", [x, lse],
+              x.dtype, _CT_DT[acc])
 
 
 class Softmax(Function):

@@ -85,6 +85,8 @@ def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, ar
     params += [f"{idx_t} rn{d}, {idx_t} rs{d}" for d in range(nr)]
     params += [f"__global {out_ct}* out", f"{idx_t} o_off", f"{idx_t} M", f"{idx_t} K",
                f"{idx_t} chunk", f"{acc_ct} p"]
+    if mode == "serial":
+        params.append(f"{idx_t} G")
     if arg:
         params.append("__global long* out_idx")
     if aux_ct:
@@ -103,13 +105,17 @@ def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, ar
             f"    v = {pre};" if pre != "v" else "",
             f"    {step}"]
     if mode == "serial":
-        body += [f"  {idx_t} m = get_global_id(0);", "  if (m >= M) return;",
+        # work-item (m, g) = (gid % M, gid / M) reduces j in [g*chunk, min(K, (g+1)*chunk)) of row m
+        # (G = 1: the whole row); neighbouring work-items take neighbouring rows
+        body += [f"  {idx_t} gid = get_global_id(0);", "  if (gid >= M * G) return;",
+                 f"  {idx_t} m = gid % M, g = gid / M;",
                  *("  " + line for line in klines), f"  {idx_t} base = x_off + {kexpr};", aux_line,
                  f"  {acc_ct} acc = {ident};", "  long ai = 0;",
-                 f"  for ({idx_t} j = 0; j < K; ++j) {{", *load, "  }",
-                 f"  out[o_off + m] = ({out_ct})({post});"]
+                 f"  {idx_t} j_end = min(K, (g + 1) * chunk);",
+                 f"  for ({idx_t} j = g * chunk; j < j_end; ++j) {{", *load, "  }",
+                 f"  out[o_off + m * G + g] = ({out_ct})({post});"]
         if arg:
-            body.append("  out_idx[m] = ai;")
+            body.append("  out_idx[m * G + g] = ai;")
     else:
         # group g of row m covers j in [g*chunk, min(K, (g+1)*chunk)); partials go to out[m*G + g]
         body += [f"  {idx_t} m = get_group_id(1);", f"  {idx_t} g = get_group_id(0);",
@@ -147,19 +153,28 @@ def _default_scratch(device):
     return scratch
 
 
-def _plan(device, M, K, contig=False):
-    """(serial, G, wg): one work-item per row, or G work-groups of wg items per row.
+def _plan(device, M, K, contig=False, split=True):
+    """(serial, G, wg): G work-items per row (serial) or G work-groups of wg items per row.
 
     `contig`: a row's elements are adjacent in memory.  On a GPU such rows go to work-groups
-    (coalesced loads) unless they are very short; on a CPU many rows go one per work-item."""
+    (coalesced loads) unless they are very short, and strided rows (a column sum) go to work-items,
+    neighbours on neighbouring rows (coalesced again), each row cut into G chunks when there are
+    too few rows to fill the device (`split`).  On a CPU many rows go one per work-item."""
     wg = 1 << (min(256, device.max_work_group_size).bit_length() - 1)   # a power of two
     if device.is_cpu:
         wg = min(wg, 64)
     serial = K <= 32 or (M >= 4 * device.compute_units * wg and K <= 1024)
-    if serial and contig and not device.is_cpu and K > 32:
-        serial = False
-        while wg > 32 and wg >= 2 * K:   # no more lanes than elements (a size class, not a size)
-            wg //= 2
+    if not device.is_cpu and K > 32:
+        if contig and serial:
+            serial = False
+            while wg > 32 and wg >= 2 * K:   # no more lanes than elements (a size class, not a size)
+                wg //= 2
+        elif not contig:
+            G = 1
+            if split:
+                target = device.compute_units * 1024
+                G = max(1, min((target + M - 1) // M, K // 32))
+            return True, G, wg
     G = 1
     if not serial:
         # enough groups to fill the device when there are few rows
@@ -168,13 +183,16 @@ def _plan(device, M, K, contig=False):
     return serial, G, wg
 
 
-def run(device, op, x, red_dims, out, acc_ct, pre="v", post="acc", p=0, out_idx=None, scratch=None, aux=None):
-    """Reduce `x` over `red_dims` into the contiguous tensor `out` (shape = kept dims).
+class _Plan:
+    """Everything about a reduction launch that depends only on shapes, strides and expressions."""
+    __slots__ = ("M", "K", "G", "serial", "wg", "knl", "it", "geom", "tail", "gsize", "lsize", "acc_np")
 
-    `scratch(n, ct)` allocates a partials tensor of n elements of C type ct for the two-pass case.
-    `aux` (contiguous, one element per output) is the per-row value `a` in `pre`/`post`.
-    """
-    shape, strides = x.shape, x._strides
+
+_plans = {}
+
+
+def _make_plan(device, op, x, red_dims, out_ct, acc_ct, pre, post, arg, aux_ct, big):
+    shape, strides = x._shape, x._strides
     kept = [d for d in range(len(shape)) if d not in red_dims]
     kshape, (kst,) = collapse(tuple(shape[d] for d in kept), [tuple(strides[d] for d in kept)])
     rshape, (rst,) = collapse(tuple(shape[d] for d in red_dims), [tuple(strides[d] for d in red_dims)])
@@ -184,53 +202,76 @@ def run(device, op, x, red_dims, out, acc_ct, pre="v", post="acc", p=0, out_idx=
     K = 1
     for s in rshape:
         K *= s
-    if M == 0:
-        return
-    if scratch is None:
-        scratch = _default_scratch(device)
-    arg = out_idx is not None
-    big = x._storage.size >= 2**31 or M * K >= 2**31
+    big = big or M * K >= 2**31
     idx_t, it = ("long", np.int64) if big else ("int", np.int32)
     serial, G, wg = _plan(device, M, K, rst[-1] == 1)
     if K == 0:
         serial, G = True, 1
     chunk = (K + G - 1) // G
     mode = "serial" if serial else "group"
-    dst, dst_idx, dst_ct = out, out_idx, out.dtype.ctype
-    if G > 1:
-        dst = scratch(M * G, acc_ct)
-        dst_idx = scratch(M * G, "long") if arg else None
-        dst_ct = acc_ct
-    aux_ct = aux.dtype.ctype if aux is not None else None
+    dst_ct = acc_ct if G > 1 else out_ct
     pst = post if G == 1 else "acc"
     key = ("red", op, x.dtype.ctype, acc_ct, dst_ct, len(kshape), len(rshape), idx_t, pre, pst, mode, wg, arg,
            aux_ct)
-    knl = device.programs.kernel(key, lambda: (gen_source(
+    pl = _Plan()
+    pl.knl = device.programs.kernel(key, lambda: (gen_source(
         op, x.dtype.ctype, acc_ct, dst_ct, len(kshape), len(rshape), idx_t, pre, pst, mode, wg, arg, aux_ct),
         "red"))
-    args = [x._storage.buf, it(x._offset)]
-    for n, s in zip(kshape, kst):
-        args += [it(n), it(s)]
-    for n, s in zip(rshape, rst):
-        args += [it(n), it(s)]
-    args += [dst._storage.buf, it(dst._offset), it(M), it(K), it(chunk), _NP[acc_ct](p)]
+    pl.M, pl.K, pl.G, pl.serial, pl.wg, pl.it, pl.acc_np = M, K, G, serial, wg, it, _NP[acc_ct]
+    pl.geom = [it(v) for n, s in zip(kshape, kst) for v in (n, s)] + \
+        [it(v) for n, s in zip(rshape, rst) for v in (n, s)]
+    pl.tail = [it(M), it(K), it(chunk)]
+    if serial:
+        pl.gsize, pl.lsize = ((M * G + wg - 1) // wg * wg,), (wg,)
+    else:
+        pl.gsize, pl.lsize = (G * wg, M), (wg, 1)
+    return pl
+
+
+def run(device, op, x, red_dims, out, acc_ct, pre="v", post="acc", p=0, out_idx=None, scratch=None, aux=None):
+    """Reduce `x` over `red_dims` into the contiguous tensor `out` (shape = kept dims).
+
+    `scratch(n, ct)` allocates a partials tensor of n elements of C type ct for the two-pass case.
+    `aux` (contiguous, one element per output) is the per-row value `a` in `pre`/`post`.
+    """
+    arg = out_idx is not None
+    aux_ct = aux.dtype.ctype if aux is not None else None
+    big = x._storage.size >= 2**31
+    key = (device, op, x._shape, x._strides, tuple(red_dims), x.dtype.ctype, out.dtype.ctype, acc_ct, pre, post,
+           arg, aux_ct, big)
+    pl = _plans.get(key)
+    if pl is None:
+        if len(_plans) > 4096:
+            _plans.clear()
+        pl = _plans[key] = _make_plan(device, op, x, red_dims, out.dtype.ctype, acc_ct, pre, post, arg, aux_ct,
+                                      big)
+    M, G, it = pl.M, pl.G, pl.it
+    if M == 0:
+        return
+    dst, dst_idx = out, out_idx
+    if G > 1:
+        if scratch is None:
+            scratch = _default_scratch(device)
+        dst = scratch(M * G, acc_ct)
+        dst_idx = scratch(M * G, "long") if arg else None
+    args = [x._storage.buf, it(x._offset), *pl.geom, dst._storage.buf, it(dst._offset), *pl.tail, pl.acc_np(p)]
+    if pl.serial:
+        args.append(it(G))
     if arg:
         args.append(dst_idx._storage.buf)
     if aux_ct:
         args += [aux._storage.buf, it(aux._offset)]
-    if serial:
-        launch(device, knl, ((M + wg - 1) // wg * wg,), (wg,), args, f"{op}_reduce")
-    else:
-        launch(device, knl, (G * wg, M), (wg, 1), args, f"{op}_reduce")
+    launch(device, pl.knl, pl.gsize, pl.lsize, args, f"{op}_reduce")
     if G > 1:
         if arg:
             _finish_arg(device, op, dst, dst_idx, out, out_idx, M, G, acc_ct, post, p)
         else:
-            run(device, op, _as2d(dst, M, G), [1], out, acc_ct, "v", post, p, None, scratch, aux)
+            run(device, op, _as2d(dst, M, G), (1,), out, acc_ct, "v", post, p, None, scratch, aux)
 
 
 def _as2d(t, M, G):
-    return SimpleNamespace(shape=(M, G), _strides=(G, 1), _offset=0, _storage=t._storage, dtype=t.dtype)
+    return SimpleNamespace(shape=(M, G), _shape=(M, G), _strides=(G, 1), _offset=0, _storage=t._storage,
+                           dtype=t.dtype)
 
 
 def _finish_arg(device, op, vals, idx, out, out_idx, M, G, acc_ct, post, p):
@@ -304,7 +345,23 @@ def gen_softmax(in_ct, acc_ct, out_ct, nk, idx_t, mode, wg, log):
 
 def softmax_run(device, x, dim, out, acc_ct, log=False):
     """out = softmax(x) (or log_softmax) along `dim`; `out` has x's shape, any strides."""
-    shape = x.shape
+    big = x._storage.size >= 2**31 or out._storage.size >= 2**31
+    key = (device, "softmax", x._shape, x._strides, out._strides, dim, x.dtype.ctype, out.dtype.ctype, acc_ct, log,
+           big)
+    pl = _plans.get(key)
+    if pl is None:
+        if len(_plans) > 4096:
+            _plans.clear()
+        pl = _plans[key] = _softmax_plan(device, x, dim, out, acc_ct, log, big)
+    if pl is None:
+        return
+    knl, it, geom, tail, gsize, lsize = pl
+    launch(device, knl, gsize, lsize, [x._storage.buf, it(x._offset), *geom, out._storage.buf, it(out._offset),
+                                       *tail], "log_softmax" if log else "softmax")
+
+
+def _softmax_plan(device, x, dim, out, acc_ct, log, big):
+    shape = x._shape
     kept = [d for d in range(len(shape)) if d != dim]
     kshape, (kst, kso) = collapse(tuple(shape[d] for d in kept),
                                   [tuple(x._strides[d] for d in kept), tuple(out._strides[d] for d in kept)])
@@ -315,20 +372,16 @@ def softmax_run(device, x, dim, out, acc_ct, log=False):
     for s in kshape:
         M *= s
     if M == 0 or K == 0:
-        return
-    big = x._storage.size >= 2**31 or out._storage.size >= 2**31 or M * K >= 2**31
+        return None
+    big = big or M * K >= 2**31
     idx_t, it = ("long", np.int64) if big else ("int", np.int32)
-    serial, _, wg = _plan(device, M, K, xs == 1)
+    serial, _, wg = _plan(device, M, K, xs == 1, split=False)
     mode = "serial" if serial else "group"
     key = ("softmax", x.dtype.ctype, acc_ct, out.dtype.ctype, len(kshape), idx_t, mode, wg, log)
     knl = device.programs.kernel(key, lambda: (gen_softmax(
         x.dtype.ctype, acc_ct, out.dtype.ctype, len(kshape), idx_t, mode, wg, log), "softmax"))
-    args = [x._storage.buf, it(x._offset)]
-    for n, s, o in zip(kshape, kst, kso):
-        args += [it(n), it(s), it(o)]
-    args += [it(xs), out._storage.buf, it(out._offset), it(os), it(M), it(K)]
-    name = "log_softmax" if log else "softmax"
+    geom = [it(v) for n, s, o in zip(kshape, kst, kso) for v in (n, s, o)] + [it(xs)]
+    tail = [it(os), it(M), it(K)]
     if serial:
-        launch(device, knl, ((M + wg - 1) // wg * wg,), (wg,), args, name)
-    else:
-        launch(device, knl, (M * wg,), (wg,), args, name)
+        return knl, it, geom, tail, ((M + wg - 1) // wg * wg,), (wg,)
+    return knl, it, geom, tail, (M * wg,), (wg,)

@@ -451,12 +451,15 @@ def test_gpu_launch_plan(monkeypatch):
     runs the same kernels with other launch shapes: check it on whatever device is here."""
     from engine.runtime.device import default_device
     monkeypatch.setattr(default_device(), "is_cpu", False)
-    for shape, dim in [((2100, 40), 1), ((2100, 100), -1), ((3, 50000), 1), ((50000, 3), 0), ((2000, 300), 1)]:
+    for shape, dim in [((2100, 40), 1), ((2100, 100), -1), ((3, 50000), 1), ((50000, 3), 0), ((2000, 300), 1),
+                       ((4000, 300), 0), ((30, 40, 50), 1)]:
         x = rand(shape)
         check_op(lambda T, t: (T.sum(t, dim), T.amax(t, dim), T.var(t, dim), T.logsumexp(t, dim)), x,
                  rtol=1e-4, atol=1e-4)
-        check_op(lambda T, t: (T.max(t, dim), T.argmin(t, dim), T.cumsum(t, dim)), x, rtol=1e-4, atol=1e-3,
-                 grad=False)
+        check_op(lambda T, t: (T.max(t, dim), T.argmin(t, dim)), x, grad=False)
+        check_op(lambda T, t: T.cumsum(t, dim), x, rtol=1e-4, atol=1e-3)      # and its reverse scan
+        pm = np.where(rand(shape, np.bool_), 1.0, -1.0).astype(np.float32)
+        check_op(lambda T, t: (T.cumprod(t, dim), T.cumsum(t.long(), dim)), pm, grad=False)
     check_op(lambda T, t: (T.sum(t), T.argmax(t), T.cumsum(t, 0)), rand((100000,)), rtol=1e-4, atol=1e-2,
              grad=False)
 

@@ -130,5 +130,14 @@ def test_gpu_launch_plan(op, monkeypatch):
     """The GPU plan (contiguous rows to work-groups of 32..256 lanes) on whatever device is here."""
     from engine.runtime.device import default_device
     monkeypatch.setattr(default_device(), "is_cpu", False)
-    for shape, dim in [((2100, 40), 1), ((2100, 100), -1), ((3, 5000), 1), ((700, 600), 1), ((40, 700), 0)]:
+    for shape, dim in [((2100, 40), 1), ((2100, 100), -1), ((3, 5000), 1), ((700, 600), 1), ((40, 700), 0),
+                       ((4000, 30), 0)]:
         check_op(lambda T, t: getattr(T, op)(t, dim), rand(shape), rtol=1e-4, atol=1e-5)
+    # few long rows: split into multi-group reductions plus an elementwise pass
+    monkeypatch.setattr(default_device(), "compute_units", 64)
+    for shape, dim in [((2, 40000), 1), ((20000, 3), 0), ((40000,), 0)]:
+        check_op(lambda T, t: getattr(T, op)(t, dim), rand(shape, low=-8, high=8), rtol=1e-4, atol=1e-5)
+    x = np.zeros((2, 20000), np.float32)
+    x[0, :] = -np.inf
+    x[1, 5] = np.inf
+    check_op(lambda T, t: getattr(T, op)(t, 1), x, grad=False)
