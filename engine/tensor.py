@@ -153,6 +153,55 @@ class Tensor:
     def untyped_storage(self):
         return self._storage
 
+    def resize_(self, *sizes, memory_format=None):
+        """Resize in place (PyTorch semantics): same shape keeps the strides, otherwise
+        contiguous strides; a storage too small grows in place (views keep sharing it)."""
+        from .autograd.grad_mode import state
+        if self._rg and state.enabled:
+            raise RuntimeError("cannot resize variables that require grad")
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = tuple(sizes[0])
+        sizes = tuple(int(n) for n in sizes)
+        for n in sizes:
+            if n < 0:
+                raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {list(sizes)}")
+        if sizes == tuple(self._shape):
+            return self
+        need = (self._offset + _numel(sizes)) * self.dtype.itemsize
+        st = self._storage
+        if need > st.size:
+            dev = st.device
+            buf, size = dev.pool.alloc(need)
+            if st.size:
+                _launch.copy_buffer(dev, st.buf, buf, st.size)
+            old = (st.buf, st.size)
+            st.buf, st.size = buf, size
+            dev.pool.release(*old)
+        self._shape = Size(sizes)
+        self._strides = contiguous_strides(sizes)
+        return self
+
+    def resize_as_(self, other, memory_format=None):
+        return self.resize_(other.shape)
+
+    def is_same_size(self, other):
+        return tuple(self._shape) == tuple(other._shape)
+
+    def dim_order(self):
+        return tuple(sorted(range(self.ndim), key=lambda d: -self._strides[d]))
+
+    def share_memory_(self):
+        return self
+
+    def is_shared(self):
+        return False
+
+    def pin_memory(self, device=None):
+        return self
+
+    def is_pinned(self, device=None):
+        return False
+
     @property
     def _version(self):
         return self._storage.version

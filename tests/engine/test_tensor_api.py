@@ -210,3 +210,23 @@ def test_size_arithmetic_like_torch():
         assert isinstance(s + (3,), T.Size) and tuple(s + (3,)) == (2, 3)
         assert isinstance((3,) + s, T.Size) and tuple((3,) + s) == (3, 2)
         assert isinstance(s * 2, T.Size) and tuple(s * 2) == (2, 2)
+
+
+def test_resize_like_torch():
+    for T in (engine, torch):
+        x = T.ones(2, 3)
+        y = x.view(6)
+        assert x.resize_(2) is x and x.shape == (2,) and x.stride() == (1,)
+        x.resize_(10)
+        assert x.shape == (10,) and x[:6].tolist() == [1.0] * 6
+        x[:6] = 2.0
+        assert y.tolist() == [2.0] * 6  # the grown storage is still shared with the view
+        t = T.arange(6.0).view(2, 3).t()
+        t.resize_(3, 2)
+        assert t.stride() == (1, 3)  # same shape: strides kept
+        z = T.zeros(3)
+        z.resize_as_(T.zeros(2, 2))
+        assert z.shape == (2, 2)
+        assert T.ones(2).is_same_size(T.zeros(2)) and not T.ones(2).is_same_size(T.ones(3))
+    with pytest.raises(RuntimeError, match="cannot resize variables that require grad"):
+        engine.ones(2, requires_grad=True).resize_(3)
