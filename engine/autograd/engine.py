@@ -430,11 +430,12 @@ def _accumulate(t, g, create_graph):
     parameter and getrefcount's argument (3); its storage: g's and the argument."""
     old = t.grad
     if old is None:
-        if create_graph:
-            t.grad = g
-        elif (g.grad_fn is None and not g._rg and g.dtype is t.dtype and g._shape == t._shape
-              and _getrefcount(g._storage) == 2 and _getrefcount(g) <= 3 and g.is_contiguous()):
+        if (g.dtype is t.dtype and g._shape == t._shape and _getrefcount(g._storage) == 2
+                and _getrefcount(g) <= 3 and g.is_contiguous() and (create_graph or not g._rg)):
             t.grad = g  # a fresh gradient nobody else holds: no copy
+        elif create_graph:
+            from ..ops.shape import clone
+            t.grad = clone(g)  # differentiable copy
         else:
             from ..ops.creation import clone_tensor
             t.grad = clone_tensor(g)

@@ -1088,3 +1088,12 @@ def test_retain_grad_follows_inplace_ops():
         (y * y).sum().backward()
         res.append((y.grad.tolist(), x.grad.tolist()))
     assert res[0] == res[1]
+
+
+def test_create_graph_grads_of_two_leaves_are_independent():
+    x = engine.ones(2, requires_grad=True)
+    y = engine.ones(2, requires_grad=True)
+    (x + y).sum().backward(create_graph=True)
+    assert x.grad is not y.grad
+    (x + y).sum().backward()
+    assert x.grad.tolist() == y.grad.tolist() == [2.0, 2.0]
