@@ -108,28 +108,13 @@ def _fmt_plain(v):
     return str(bool(v)) if isinstance(v, (bool, np.bool_)) else f"{v}"
 
 
-def _summarized(a):
-    e = PRINT_OPTS.edgeitems
-    if a.ndim == 0:
-        return a
-    if a.ndim == 1:
-        if a.shape[0] > 2 * e:
-            return np.concatenate([a[:e], a[-e:]])
-        return a
-    if a.shape[0] > 2 * e:
-        rows = [_summarized(a[i]) for i in range(e)] + [_summarized(a[i]) for i in range(a.shape[0] - e, a.shape[0])]
-    else:
-        rows = [_summarized(r) for r in a]
-    return np.stack(rows)
-
-
-def _vector_str(a, indent, summarize, fmt):
+def _vector_str(a, indent, summarize, fmt, cut):
     element_length = fmt.width() + 2
     per_line = max(1, int(math.floor((PRINT_OPTS.linewidth - indent) / element_length)))
     e = PRINT_OPTS.edgeitems
     if summarize and not e:
         data = ["..."]
-    elif summarize and a.shape[0] > 2 * e:
+    elif summarize and cut[0]:
         data = [fmt.format(v) for v in a[:e].tolist()] + [" ..."] + [fmt.format(v) for v in a[-e:].tolist()]
     else:
         data = [fmt.format(v) for v in a.tolist()]
@@ -137,30 +122,50 @@ def _vector_str(a, indent, summarize, fmt):
     return "[" + ("," + "\n" + " " * (indent + 1)).join(lines) + "]"
 
 
-def _tensor_str_with_formatter(a, indent, summarize, fmt):
+def _tensor_str_with_formatter(a, indent, summarize, fmt, cut):
+    """a: the (already summarised) data; cut[d]: whether dim d was cut to its edges."""
     dim = a.ndim
     if dim == 0:
         return fmt.format(a.item())
     if dim == 1:
-        return _vector_str(a, indent, summarize, fmt)
+        return _vector_str(a, indent, summarize, fmt, cut)
     e = PRINT_OPTS.edgeitems
-    if summarize and a.shape[0] > 2 * e:
-        slices = ([_tensor_str_with_formatter(a[i], indent + 1, summarize, fmt) for i in range(e)] + ["..."]
-                  + [_tensor_str_with_formatter(a[i], indent + 1, summarize, fmt)
+    sub = cut[1:]
+    if summarize and cut[0]:
+        slices = ([_tensor_str_with_formatter(a[i], indent + 1, summarize, fmt, sub) for i in range(e)] + ["..."]
+                  + [_tensor_str_with_formatter(a[i], indent + 1, summarize, fmt, sub)
                      for i in range(a.shape[0] - e, a.shape[0])])
     else:
-        slices = [_tensor_str_with_formatter(a[i], indent + 1, summarize, fmt) for i in range(a.shape[0])]
+        slices = [_tensor_str_with_formatter(a[i], indent + 1, summarize, fmt, sub) for i in range(a.shape[0])]
     return "[" + ("," + "\n" * (dim - 1) + " " * (indent + 1)).join(slices) + "]"
 
 
-def _tensor_str(a, dtype, indent):
-    if a.size == 0:
+def _host_data(t):
+    """(numpy data, summarize, cut): only the edges of a summarised tensor leave the device."""
+    from .tensor import to_numpy
+    e = PRINT_OPTS.edgeitems
+    summarize = t.numel() > PRINT_OPTS.threshold
+    if not summarize or not e:
+        return to_numpy(t), summarize, (False,) * t.ndim
+    from .autograd.grad_mode import no_grad
+    from .ops.shape import cat, narrow
+    cut = tuple(n > 2 * e for n in t.shape)
+    with no_grad():
+        for d, c in enumerate(cut):
+            if c:
+                n = t.shape[d]
+                t = cat([narrow(t, d, 0, e), narrow(t, d, n - e, e)], d)
+    return to_numpy(t), summarize, cut
+
+
+def _tensor_str(t, indent):
+    if t.numel() == 0:
         return "[]"
-    summarize = a.size > PRINT_OPTS.threshold
-    if dtype is D.float16:
+    a, summarize, cut = _host_data(t)
+    if t.dtype is D.float16:
         a = a.astype(np.float32)
-    fmt = _Formatter(_summarized(a) if summarize else a, dtype.is_floating_point)
-    return _tensor_str_with_formatter(a, indent, summarize, fmt)
+    fmt = _Formatter(a, t.dtype.is_floating_point)
+    return _tensor_str_with_formatter(a, indent, summarize, fmt, cut)
 
 
 def _add_suffixes(tensor_str, suffixes, indent, force_newline=False):
@@ -181,7 +186,6 @@ def _add_suffixes(tensor_str, suffixes, indent, force_newline=False):
 
 def tensor_repr(t, name="tensor", tensor_contents=None):
     from .runtime.device import default_device
-    from .tensor import to_numpy
     prefix = name + "("
     indent = len(prefix)
     suffixes = []
@@ -197,7 +201,7 @@ def tensor_repr(t, name="tensor", tensor_contents=None):
     else:
         if t.dtype not in (default, D.int64, D.bool_):
             suffixes.append(f"dtype=engine.{t.dtype.name}")
-        body = tensor_contents if tensor_contents is not None else _tensor_str(to_numpy(t), t.dtype, indent)
+        body = tensor_contents if tensor_contents is not None else _tensor_str(t, indent)
     if t.grad_fn is not None:
         suffixes.append(f"grad_fn=<{t.grad_fn.name()}>")
     elif t._rg:

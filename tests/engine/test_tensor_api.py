@@ -230,3 +230,16 @@ def test_resize_like_torch():
         assert T.ones(2).is_same_size(T.zeros(2)) and not T.ones(2).is_same_size(T.ones(3))
     with pytest.raises(RuntimeError, match="cannot resize variables that require grad"):
         engine.ones(2, requires_grad=True).resize_(3)
+
+
+def test_str_huge_tensor_reads_only_edges():
+    e = engine.arange(4_000_000, dtype=engine.float32).reshape(2000, 2000) / 7
+    t = torch.arange(4_000_000, dtype=torch.float32).reshape(2000, 2000) / 7
+    assert str(e) == tstr(t)
+    try:
+        engine.set_printoptions(edgeitems=0, threshold=3)
+        torch.set_printoptions(edgeitems=0, threshold=3)
+        assert str(engine.arange(5)) == tstr(torch.arange(5))
+    finally:
+        engine.set_printoptions(profile="default")
+        torch.set_printoptions(profile="default")
