@@ -199,6 +199,8 @@ def tensor_repr(t, name="tensor", tensor_contents=None):
             suffixes.append(f"dtype=engine.{t.dtype.name}")
         body = "[]"
     else:
+        if not PRINT_OPTS.edgeitems:
+            suffixes.append(f"size={tuple(t.shape)}")
         if t.dtype not in (default, D.int64, D.bool_):
             suffixes.append(f"dtype=engine.{t.dtype.name}")
         body = tensor_contents if tensor_contents is not None else _tensor_str(t, indent)
