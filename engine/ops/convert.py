@@ -291,12 +291,21 @@ def copy_(t, src, non_blocking=False):
     if state.enabled and (src._rg or t._rg):
         # the old values are overwritten: only src receives gradient
         return inplace(t, lambda _t, s: CopyFrom.apply(s, _t._shape, _t.dtype), src, uses_self=False)
-    if src._storage is t._storage and src._offset == t._offset and src._strides == t._strides:
-        t._storage.version += 1
-        return t
+    if src._storage is t._storage:
+        if src._offset == t._offset and src._strides == t._strides and src._shape == t._shape:
+            t._storage.version += 1
+            return t
+        from ._core import contiguous_raw
+        src = contiguous_raw(src) if not src.is_contiguous() else _fresh_copy(src)  # may overlap t
     copy_into(t, src)
     t._storage.version += 1
     return t
+
+
+def _fresh_copy(x):
+    out = empty(x._shape, x.dtype, x._storage.device)
+    copy_into(out, x)
+    return out
 
 
 def fill_(t, value):
