@@ -186,8 +186,15 @@ def empty(*args, dtype=None, device=None, requires_grad=False, size=None, **_):
     return _finish(_new(_size_of(args, size, "empty"), dtype, device, "empty"), requires_grad)
 
 
-def empty_strided(size, stride, dtype=None, device=None, requires_grad=False):
-    return empty(size, dtype=dtype, device=device, requires_grad=requires_grad)
+def empty_strided(size, stride, dtype=None, device=None, requires_grad=False, **_):
+    """Uninitialised memory viewed with the given strides (storage sized to fit)."""
+    size, stride = _shape_arg((size,)), tuple(int(s) for s in stride)
+    if len(size) != len(stride):
+        raise RuntimeError("mismatch in length of strides and shape")
+    span = 1 + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else 0
+    base = _new((span,), dtype, device, "empty_strided")
+    from ..tensor import make
+    return _finish(make(base._storage, size, stride, 0, base.dtype), requires_grad)
 
 
 def fill_raw(t, value):

@@ -315,3 +315,10 @@ def test_result_type_mixed_groups():
         if len(e_ops) == 3:
             e_sum, t_sum = e_sum + e_ops[2], t_sum + t_ops[2]
         same(e_sum, t_sum)
+
+
+def test_empty_strided():
+    e, t = engine.empty_strided((2, 3), (1, 2)), torch.empty_strided((2, 3), (1, 2))
+    assert e.shape == t.shape and e.stride() == t.stride() and not e.is_contiguous()
+    e.fill_(2.0)
+    assert e.tolist() == [[2.0] * 3] * 2
