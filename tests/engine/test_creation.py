@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import engine
-from .helpers import assert_close, fp64
+from .helpers import fp64
 
 
 def dtname(d):
