@@ -20,7 +20,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import state as _state
 from ..runtime.elementwise import contiguous_strides
 from ..tensor import Size, Tensor, empty, make, view_of, wrap_dim
-from ._core import broadcast_shapes, contiguous_raw, copy_into, device_of, ew_into, expand_raw, sum_to
+from ._core import broadcast_shapes as _bshapes, contiguous_raw, copy_into, device_of, ew_into, expand_raw, sum_to
 
 __all__ = ["reshape", "permute", "transpose", "swapaxes", "swapdims", "t", "squeeze", "unsqueeze",
            "flatten", "unflatten", "narrow", "narrow_copy", "select", "cat", "concat", "concatenate", "stack",
@@ -406,6 +406,11 @@ def expand_as(x, other):
 
 def broadcast_to(x, shape):
     return expand(x, tuple(shape))
+
+
+def broadcast_shapes(*shapes):
+    """torch.broadcast_shapes: the broadcast of shapes (ints count as 1-D shapes)."""
+    return Size(_bshapes(*[(s,) if isinstance(s, numbers.Integral) else tuple(s) for s in shapes]))
 
 
 def broadcast_tensors(*tensors):

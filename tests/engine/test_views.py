@@ -389,3 +389,11 @@ def test_copy_between_overlapping_views():
     d[::2] = d[1::2]
     for e, n in ((x, a), (y, b), (z, c), (w, d)):
         assert e.tolist() == n.tolist()
+
+
+def test_broadcast_shapes():
+    for args in (((2, 1), (3,)), ((1,), ()), (3, (2, 1)), ((0, 1), (1, 4))):
+        assert tuple(engine.broadcast_shapes(*args)) == tuple(torch.broadcast_shapes(*args))
+    assert isinstance(engine.broadcast_shapes((2,), (2,)), engine.Size)
+    with pytest.raises(RuntimeError):
+        engine.broadcast_shapes((2,), (3,))
