@@ -1,0 +1,609 @@
+"""Batched GEMM: C[z] = alpha * A[z] @ B[z] (+ beta * D[z]) on strided operands.
+
+Two back ends behind one entry point, `gemm()`:
+
+* OpenCL (GPUs, and CPUs when forced): a register- and local-memory-tiled kernel.
+  Every operand is (buffer, offset, strides) with two batch strides, a row and a
+  column stride, so transposed / sliced / broadcast (stride-0) views go in as they
+  are, with no copy.  A work-group of RN x RM work-items computes a TM x TN tile of C;
+  each work-item owns WM x WN outputs held in registers, spread with strides RM / RN
+  over the tile so that local-memory reads are bank-conflict free (the A value is a
+  broadcast within a warp, the B values are consecutive) and the C stores coalesce.
+  Per TK-slice of K the work-group stages A (TM x TK) and B (TK x TN) in local memory.
+  The loader's thread->element mapping follows the operand's unit-stride dimension
+  (layout flag 'r': inner dim contiguous, 'c': outer dim contiguous, 'g': general
+  strides), so global reads coalesce for both plain and transposed operands.
+  Sources are specialised on dtype, layout flags, bias epilogue, index width and
+  the tile configuration -- never on M, N, K, which are kernel arguments.
+
+  Roofline (H100 SXM, FP32 on CUDA cores: 132 SMs x 128 FMA/clk x 1.98 GHz ~ 67
+  TFLOP/s, HBM3 ~3.3 TB/s; OpenCL exposes no tensor cores).  A 4096^3 SGEMM is 137 GFLOP
+  over >= 200 MB of traffic (~700 FLOP/B): compute bound.  A naive one-output-per-
+  work-item kernel does 2 global loads per FMA and stalls on L1/L2 at ~1-3 TFLOP/s.  The
+  128x128 tile with 8x8 outputs per work-item and float4 local reads issues 4 local
+  loads per 64 FMAs and moves 2 x 128 x 8 x 4 B from global memory per 2 x 128^2 x 8
+  FLOP (32 FLOP/B from L2), so FMA issue bounds it.  Measured (NVIDIA OpenCL, H200):
+  38.7-41.2 TFLOP/s at 4096^3 in every transpose combination, ~80% of cuBLAS FP32
+  (49-52) and >10x a naive kernel.  Small problems (fewer big tiles than SMs) use the
+  64x64 / 4x4 tile to keep every SM busy.  M == 1 or N == 1 goes to a GEMV kernel
+  (memory bound: measured 1.6-1.9 TFLOP/s-equivalent at 8192^2, PyTorch 1.5-2.0).
+
+* numpy (CPU devices, default): PoCL keeps buffers in host memory, and a GEMM
+  written in OpenCL C runs far slower there than the host BLAS, so CPU devices read
+  the operands' spans, call np.matmul (BLAS) and write C back with a blocking copy,
+  like PyTorch's CPU back end calling MKL.  Set CLGRAD_MATMUL=opencl (or
+  `engine.runtime.matmul.FORCE_OPENCL = True`) to use the kernel everywhere.
+"""
+import os
+
+import numpy as np
+
+import pyopencl as cl
+
+from .launch import copy_to_device, copy_to_host, launch
+
+# None: follow the environment (CLGRAD_MATMUL=opencl runs the kernel on CPU devices too; otherwise
+# numpy/BLAS there, except for tiny products); True / False force the kernel / numpy on CPU devices.
+# GPUs always run the kernel.
+FORCE_OPENCL = None
+CPU_KERNEL_MAX_WORK = 1 << 17   # M*N*K*batch up to this runs the kernel on CPU devices too (latency)
+_MAX_GROUPS_YZ = 65535   # CUDA's grid limit in y and z; NVIDIA's OpenCL enforces it too
+INT32_LIMIT = 2**31      # buffers of more elements get 64-bit index arithmetic
+# loader-layout specialisation ('r' / 'c' / 'g' per operand): None = on GPUs only (PoCL builds one generic
+# program per dtype); True = everywhere (the tests use it to run the GPU programs on PoCL)
+LAYOUT_FLAGS = None
+# route M == 1 / N == 1 products to the GEMV kernel (tests switch it off to cover the GEMM edges)
+GEMV = True
+_MAP_MIN_BYTES = 1 << 20   # smaller spans are copied: a map + unmap pair costs more than the copy
+
+
+def use_numpy(device, work=None):
+    """Host BLAS for this product?  work = M*N*K*batch; None means 'large'."""
+    if not device.is_cpu:
+        return False
+    f = FORCE_OPENCL
+    if f is not None:
+        return not f
+    if os.environ.get("CLGRAD_MATMUL", "").strip().lower() == "opencl":
+        return False
+    # tiny products: the host path's blocking reads (~100 us each on PoCL) cost more than the kernel,
+    # which stays asynchronous (measured: 32^3 65 us vs 366 us; 64^3 about even; 128^3 2.2 ms vs 0.5 ms)
+    return work is None or work > CPU_KERNEL_MAX_WORK
+
+
+# ---- tile configurations -------------------------------------------------------------------------
+# (TM, TN, TK, WM, WN, V, PF): C tile per work-group, K slice, outputs per work-item, vector width of the
+# local-memory reads (a work-item's WM rows are WM/V runs of V adjacent rows, read as one floatV), and
+# register prefetch of the next K slice (global loads overlap the FMAs of the current slice).
+# GPU "big": 128x128 tile, 8x8 per work-item, 256 work-items, TK 8: 2 x 8 x 132 x 4 B = 8.4 KB local
+#   memory for float; the standard SIMT SGEMM shape (64 accumulators + 16 operands in registers).
+#   Measured through NVIDIA's OpenCL on an H200 (H100 within a few %), 4096^3 float32: 38.7-41.2 TFLOP/s
+#   over the four transpose combinations vs cuBLAS FP32 (TF32 off) 49-52, i.e. ~80%.  TK 16 measured
+#   28-40 (layout dependent), V 1 (scalar local reads) ~25, no prefetch ~22.
+# GPU "small": 64x64, 4x4 per work-item, 256 work-items (~30 TFLOP/s at 4096^3); used when the big tile
+#   gives fewer work-groups than SMs or K < 256 (1024^3: 23 vs 15 TFLOP/s), for 8-byte types (register
+#   pressure) and on GPUs of unknown vendors (safe default).
+# CPU (PoCL, only when the kernel is forced): 32x32, 4x4 per work-item, 64 work-items; PoCL runs a
+#   work-group as loops over work-items, so small groups and short register tiles vectorise best.
+# CLGRAD_MATMUL_TILE="TM,TN,TK,WM,WN,V,PF" overrides the choice (tuning).
+CONFIGS = {
+    "big": (128, 128, 8, 8, 8, 4, 1),
+    "small": (64, 64, 16, 4, 4, 4, 1),
+    "cpu": (32, 32, 16, 4, 4, 4, 0),
+}
+
+
+def _env_config():
+    s = os.environ.get("CLGRAD_MATMUL_TILE")
+    if not s:
+        return None
+    v = tuple(int(x) for x in s.split(","))
+    if len(v) != 7:
+        raise ValueError("CLGRAD_MATMUL_TILE must be 'TM,TN,TK,WM,WN,V,PREFETCH'")
+    return v
+
+
+def _fits(device, cfg, lbytes):
+    tm, tn, tk, wm, wn, v, pf = cfg
+    nt = (tm // wm) * (tn // wn)
+    # the loaders step by NT / TK, NT / TM, NT / TN: every one must divide its tile edge
+    if nt % tk or nt % tm or nt % tn or tm % (nt // tk) or tn % (nt // tk) or tk % (nt // tm) \
+            or tk % (nt // tn):
+        return False
+    return (nt <= device.max_work_group_size and (tm * tk) % nt == 0 and (tk * tn) % nt == 0
+            and wm % v == 0 and wn % v == 0 and tm % wm == 0 and tn % wn == 0
+            and tk * (tm + tn + 64) * lbytes <= device.local_mem)
+
+
+def choose_config(device, dtype, M, N, K, nbatch):
+    env = _env_config()
+    lbytes = 8 if dtype.itemsize == 8 else 4
+    if env is not None and _fits(device, env, lbytes):
+        return env
+    if device.is_cpu:
+        cands = ["cpu", "small"]
+    else:
+        vendor = device.vendor.lower()
+        known = any(v in vendor for v in ("nvidia", "advanced micro", "amd"))
+        tiles_big = -(-M // 128) * -(-N // 128) * nbatch
+        if known and lbytes == 4 and tiles_big >= device.compute_units and K >= 256 and min(M, N) >= 128:
+            cands = ["big", "small"]
+        else:
+            cands = ["small"]
+    for c in cands + ["cpu"]:
+        if _fits(device, CONFIGS[c], lbytes):
+            return CONFIGS[c]
+    return (8, 8, 8, 1, 1, 1, 0)
+
+
+# ---- kernel source --------------------------------------------------------------------------------
+def _types(dtype):
+    """(storage ctype, compute/local ctype, accumulator ctype, numpy type for alpha/beta)."""
+    ct = dtype.ctype
+    if dtype.is_floating_point:
+        acc = "double" if ct == "double" else "float"
+        return ct, acc, acc, np.float64 if acc == "double" else np.float32
+    if dtype.itemsize == 8:
+        return ct, "ulong", "ulong", np.uint64   # unsigned: wrap-around without undefined behaviour
+    return ct, "uint", "uint", np.uint32
+
+
+def _pad(t, tk, v, kfast):
+    """Row padding of a local tile so that a k-fast loader's stores hit distinct banks (32 x 4 B):
+    a warp stores 32/TK rows x TK k's; a row length = 32/TK (mod 32) spreads them over all banks.
+    The padded row stays a multiple of the vector width V (aligned vector reads)."""
+    if not kfast:
+        return 0
+    target = (32 // tk) % 32 if tk <= 32 else 0
+    for p in range(0, 33, v):
+        if (t + p) % 32 == target:
+            return p
+    return v
+
+
+def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t):
+    tm, tn, tk, wm, wn, v, pf = cfg
+    rm, rn = tm // wm, tn // wn
+    nt = rm * rn
+    is_float = acc in ("float", "double")
+    pad_a = _pad(tm, tk, v, la != "c")
+    pad_b = _pad(tn, tk, v, lb == "c")
+    if os.environ.get("CLGRAD_MATMUL_PAD"):   # tuning experiments only: "pad_a,pad_b"
+        pad_a, pad_b = (int(x) for x in os.environ["CLGRAD_MATMUL_PAD"].split(","))
+    ask = "1" if la == "r" else "a_sk"
+    asm = "1" if la == "c" else "a_sm"
+    bsn = "1" if lb == "r" else "b_sn"
+    bsk = "1" if lb == "c" else "b_sk"
+    vt = cmp if v == 1 else f"{cmp}{v}"
+    comps = [""] if v == 1 else [f".s{c}" for c in "0123456789abcdef"[:v]]
+    fma = "acc[i][j] = mad(av[i], bv[j], acc[i][j]);" if is_float else "acc[i][j] += av[i] * bv[j];"
+    lines = []
+    if "double" in (ct, cmp, acc):
+        lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
+    if ct == "half":
+        lines.append("#pragma OPENCL EXTENSION cl_khr_fp16 : enable")
+    # loader mapping: each work-item keeps one fixed coordinate and steps the other by NT / (fast dim)
+    if la == "c":   # m fastest: coalesced along A's unit-stride m
+        a_fix = "const int a_m = tid % TM, a_k = tid / TM;"
+        a_mm, a_kk = "a_m", f"(a_k + l * {nt // tm})"
+    else:           # k fastest
+        a_fix = "const int a_k = tid % TK, a_m = tid / TK;"
+        a_mm, a_kk = f"(a_m + l * {nt // tk})", "a_k"
+    if lb == "c":   # k fastest: coalesced along B's unit-stride k
+        b_fix = "const int b_k = tid % TK, b_n = tid / TK;"
+        b_nn, b_kk = f"(b_n + l * {nt // tk})", "b_k"
+    else:           # n fastest
+        b_fix = "const int b_n = tid % TN, b_k = tid / TN;"
+        b_nn, b_kk = "b_n", f"(b_k + l * {nt // tn})"
+
+    def a_val(k0):
+        return (f"(mt0 + {a_mm} < M && {k0} + {a_kk} < K) ? "
+                f"(CT)A[(IDX)(mt0 + {a_mm}) * {asm} + (IDX)({k0} + {a_kk}) * {ask}] : (CT)0")
+
+    def b_val(k0):
+        return (f"(nt0 + {b_nn} < N && {k0} + {b_kk} < K) ? "
+                f"(CT)B[(IDX)({k0} + {b_kk}) * {bsk} + (IDX)(nt0 + {b_nn}) * {bsn}] : (CT)0")
+
+    a_dst = f"As[{a_kk} * LDA + {a_mm}]"
+    b_dst = f"Bs[{b_kk} * LDB + {b_nn}]"
+
+    def loads(k0, to_regs):
+        out = []
+        for name, n, val, dst in (("a", "TM * TK / NT", a_val(k0), a_dst), ("b", "TK * TN / NT", b_val(k0), b_dst)):
+            tgt = f"r{name}[l]" if to_regs else dst
+            out.append(f"""        #pragma unroll
+        for (int l = 0; l < {n}; l++) {tgt} = {val};""")
+        return "\n".join(out)
+
+    def stores():
+        out = []
+        for name, n, dst in (("a", "TM * TK / NT", a_dst), ("b", "TK * TN / NT", b_dst)):
+            out.append(f"""        #pragma unroll
+        for (int l = 0; l < {n}; l++) {dst} = r{name}[l];""")
+        return "\n".join(out)
+
+    unpack_a = "\n".join(f"                av[s * V + {c}] = t{comp};" for c, comp in enumerate(comps))
+    unpack_b = "\n".join(f"                bv[s * V + {c}] = t{comp};" for c, comp in enumerate(comps))
+    if pf:
+        main = f"""    CT ra[TM * TK / NT], rb[TK * TN / NT];
+{loads("0", True)}
+    for (int kt = 0; kt < K; kt += TK) {{
+{stores()}
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (kt + TK < K) {{
+{loads("kt + TK", True)}
+        }}
+        COMPUTE_TILE
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }}"""
+    else:
+        main = f"""    for (int kt = 0; kt < K; kt += TK) {{
+{loads("kt", False)}
+        barrier(CLK_LOCAL_MEM_FENCE);
+        COMPUTE_TILE
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }}"""
+    compute = f"""#pragma unroll
+        for (int k = 0; k < TK; k++) {{
+            CT av[WM], bv[WN];
+            #pragma unroll
+            for (int s = 0; s < WM / V; s++) {{
+                const VT t = As4[(k * LDA) / V + s * RM + ty];
+{unpack_a}
+            }}
+            #pragma unroll
+            for (int s = 0; s < WN / V; s++) {{
+                const VT t = Bs4[(k * LDB) / V + s * RN + tx];
+{unpack_b}
+            }}
+            #pragma unroll
+            for (int i = 0; i < WM; i++)
+                #pragma unroll
+                for (int j = 0; j < WN; j++) {fma}
+        }}"""
+    main = main.replace("COMPUTE_TILE", compute)
+    bias = "    D += d_off + (IDX)zb0 * d_sb0 + (IDX)zb1 * d_sb1;\n" if has_bias else ""
+    store = "(T)(alpha * acc[i][j] + beta * (ACC)D[(IDX)gm * d_sm + (IDX)gn * d_sn])" if has_bias \
+        else "(T)(alpha * acc[i][j])"
+    lines.append(f"""
+#define TM {tm}
+#define TN {tn}
+#define TK {tk}
+#define WM {wm}
+#define WN {wn}
+#define RM {rm}
+#define RN {rn}
+#define NT {nt}
+#define V {v}
+#define LDA {tm + pad_a}
+#define LDB {tn + pad_b}
+typedef {ct} T;
+typedef {cmp} CT;
+typedef {vt} VT;
+typedef {acc} ACC;
+typedef {idx_t} IDX;
+
+__kernel __attribute__((reqd_work_group_size(RN, RM, 1)))
+void gemm(const int M, const int N, const int K, const int nb1, const int m0, const int z0,
+          __global const T* restrict A, const IDX a_off, const IDX a_sb0, const IDX a_sb1, const IDX a_sm, const IDX a_sk,
+          __global const T* restrict B, const IDX b_off, const IDX b_sb0, const IDX b_sb1, const IDX b_sk, const IDX b_sn,
+          __global T* restrict C, const IDX c_off, const IDX c_sb0, const IDX c_sb1, const IDX c_sm, const IDX c_sn,
+          __global const T* restrict D, const IDX d_off, const IDX d_sb0, const IDX d_sb1, const IDX d_sm, const IDX d_sn,
+          const ACC alpha, const ACC beta)
+{{
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int tid = ty * RN + tx;
+    {a_fix}
+    {b_fix}
+    const int nt0 = get_group_id(0) * TN;
+    const int mt0 = get_group_id(1) * TM + m0;
+    const int z = get_group_id(2) + z0;
+    const int zb0 = z / nb1, zb1 = z - zb0 * nb1;
+    A += a_off + (IDX)zb0 * a_sb0 + (IDX)zb1 * a_sb1;
+    B += b_off + (IDX)zb0 * b_sb0 + (IDX)zb1 * b_sb1;
+    __local VT As4[TK * LDA / V];
+    __local VT Bs4[TK * LDB / V];
+    __local CT* As = (__local CT*)As4;
+    __local CT* Bs = (__local CT*)Bs4;
+    ACC acc[WM][WN];
+    #pragma unroll
+    for (int i = 0; i < WM; i++)
+        #pragma unroll
+        for (int j = 0; j < WN; j++) acc[i][j] = (ACC)0;
+{main}
+    C += c_off + (IDX)zb0 * c_sb0 + (IDX)zb1 * c_sb1;
+{bias}    #pragma unroll
+    for (int i = 0; i < WM; i++) {{
+        const int gm = mt0 + ((i / V) * RM + ty) * V + (i % V);
+        #pragma unroll
+        for (int j = 0; j < WN; j++) {{
+            const int gn = nt0 + ((j / V) * RN + tx) * V + (j % V);
+            if (gm < M && gn < N) C[(IDX)gm * c_sm + (IDX)gn * c_sn] = {store};
+        }}
+    }}
+}}
+""")
+    return "\n".join(lines)
+
+
+# ---- entry point ----------------------------------------------------------------------------------
+def _layout(rows, cols, s_r, s_c):
+    """'r': the column (inner) stride is 1, 'c': the row stride is 1, 'g': neither.  Strides of
+    size-1 dims are free, so they are set to whatever gives the best layout."""
+    if s_c == 1 or cols <= 1:
+        return "r", s_r, 1
+    if s_r == 1 or rows <= 1:
+        return "c", 1, s_c
+    return "g", s_r, s_c
+
+
+def gemm(device, dtype, M, N, K, nb, c, a, b, d=None, alpha=1, beta=0):
+    """C = alpha * A @ B + beta * D over a batch of nb = (nb0, nb1) matrices.
+
+    c, a, b, d: (storage, offset, (s_batch0, s_batch1, s_row, s_col)) in elements; A is M x K,
+    B is K x N, C and D are M x N (D may be None; D and the batch strides may be 0 = broadcast).
+    """
+    nb0, nb1 = nb
+    if M == 0 or N == 0 or nb0 == 0 or nb1 == 0:
+        return
+    if max(M, N, K, nb0 * nb1) >= 2**31:
+        raise RuntimeError(f"matmul: dimensions of 2^31 or more are not supported (M={M}, N={N}, K={K}, "
+                           f"batch={nb0 * nb1})")
+    if d is not None and beta == 0:
+        d = None
+    if use_numpy(device, M * N * max(K, 1) * nb0 * nb1):
+        _gemm_numpy(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta)
+    else:
+        _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta)
+
+
+def _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
+    nb0, nb1 = nb
+    nz = nb0 * nb1
+    ct, cmp, acc, anp = _types(dtype)
+    big = any(x[0].size // dtype.itemsize >= INT32_LIMIT for x in (a, b, c) + ((d,) if d is not None else ()))
+    idx_t, it = ("long", np.int64) if big else ("int", np.int32)
+    al = anp(alpha % (1 << (8 * np.dtype(anp).itemsize))) if not dtype.is_floating_point else anp(alpha)
+    be = anp(beta % (1 << (8 * np.dtype(anp).itemsize))) if not dtype.is_floating_point else anp(beta)
+    if (M == 1 or N == 1) and GEMV:
+        return _gemv_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, it, idx_t, al, be)
+    cfg = choose_config(device, dtype, M, N, K, nz)
+    a_st, b_st, c_st = list(a[2]), list(b[2]), list(c[2])
+    if device.is_cpu and not LAYOUT_FLAGS:
+        la = lb = "g"   # one program per dtype on PoCL: the loader mapping matters little there
+    else:
+        la, a_st[2], a_st[3] = _layout(M, K, a_st[2], a_st[3])
+        lb, b_st[2], b_st[3] = _layout(K, N, b_st[2], b_st[3])   # 'r': n unit-stride, 'c': k unit-stride
+    has_bias = d is not None
+    key = ("gemm", ct, cfg, la, lb, has_bias, idx_t)
+    knl = device.programs.kernel(key, lambda: (gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t), "gemm"))
+    tm, tn, tk, wm, wn, v, pf = cfg
+    rm, rn = tm // wm, tn // wn
+    if has_bias:
+        dbuf, d_args = d[0].buf, [it(d[1])] + [it(s) for s in d[2]]
+    else:
+        dbuf, d_args = c[0].buf, [it(0)] * 5
+    ngn = -(-N // tn)
+    ngm = -(-M // tm)
+    for m_g0 in range(0, ngm, _MAX_GROUPS_YZ):
+        gm = min(_MAX_GROUPS_YZ, ngm - m_g0)
+        for z0 in range(0, nz, _MAX_GROUPS_YZ):
+            gz = min(_MAX_GROUPS_YZ, nz - z0)
+            args = [np.int32(M), np.int32(N), np.int32(K), np.int32(nb1), np.int32(m_g0 * tm), np.int32(z0),
+                    a[0].buf, it(a[1]), it(a_st[0]), it(a_st[1]), it(a_st[2]), it(a_st[3]),
+                    b[0].buf, it(b[1]), it(b_st[0]), it(b_st[1]), it(b_st[2]), it(b_st[3]),
+                    c[0].buf, it(c[1]), it(c_st[0]), it(c_st[1]), it(c_st[2]), it(c_st[3]),
+                    dbuf, *d_args, al, be]
+            launch(device, knl, (ngn * rn, gm * rm, gz), (rn, rm, 1), args, "gemm")
+
+
+# ---- GEMV: M == 1 or N == 1 ------------------------------------------------------------------------
+# A GEMM tile of 64-128 rows wastes all but one row when M or N is 1, and the product is then bound by
+# reading the matrix once (2 FLOP per 4 B: at most ~1.6 TFLOP/s at H100's ~3.3 TB/s), and the tiled
+# kernel's few work-groups are too few to saturate memory (measured 0.18 TFLOP/s at 8192 x 8192; this
+# kernel 1.6-1.9, PyTorch 1.5-2.0, on an H200).  y[i] = alpha * sum_k X[i, k] v[k] (+ beta * D[i]):
+#   'r'/'g': X's k is unit-stride (or neither is): one 32-lane row of work-items per output row, lanes
+#            stride over k (coalesced), then a local-memory tree reduction; 8 rows per work-group.
+#   'c':     X's i is unit-stride: a work-item per output, 16 work-items split k, coalesced over i.
+GEMV_WX = 32
+
+
+def _gemv_wy(device, lay):
+    """Rows ('r'/'g') or k-splits ('c') per work-group: a power of two, WX * WY <= max work-group size."""
+    wy = 16 if lay == "c" else 8
+    while wy > 1 and GEMV_WX * wy > device.max_work_group_size:
+        wy //= 2
+    return wy
+
+
+def gen_gemv_source(ct, cmp, acc, lay, has_bias, idx_t, wy):
+    lines = []
+    if "double" in (ct, cmp, acc):
+        lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
+    if ct == "half":
+        lines.append("#pragma OPENCL EXTENSION cl_khr_fp16 : enable")
+    xsk = "1" if lay == "r" else "x_sk"
+    xsi = "1" if lay == "c" else "x_si"
+    if lay == "c":
+        body = f"""    const int i = get_group_id(0) * WX + lx;
+    ACC acc = (ACC)0;
+    if (i < P) {{
+        const __global T* xr = X + (IDX)i;
+        #pragma unroll 4
+        for (int k = ly; k < K; k += WY) acc += (ACC)xr[(IDX)k * x_sk] * (ACC)v[(IDX)k * v_sk];
+    }}
+    __local ACC red[WY][WX];
+    red[ly][lx] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WY / 2; s > 0; s >>= 1) {{
+        if (ly < s) red[ly][lx] += red[ly + s][lx];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }}
+    const int leader = ly == 0;
+    const ACC r = red[0][lx];"""
+    else:
+        body = f"""    const int i = get_group_id(0) * WY + ly;
+    ACC acc = (ACC)0;
+    if (i < P) {{
+        const __global T* xr = X + (IDX)i * {xsi};
+        #pragma unroll 4
+        for (int k = lx; k < K; k += WX) acc += (ACC)xr[(IDX)k * {xsk}] * (ACC)v[(IDX)k * v_sk];
+    }}
+    __local ACC red[WY][WX + 1];
+    red[ly][lx] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WX / 2; s > 0; s >>= 1) {{
+        if (lx < s) red[ly][lx] += red[ly][lx + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }}
+    const int leader = lx == 0;
+    const ACC r = red[ly][0];"""
+    store = "(T)(alpha * r + beta * (ACC)D[(IDX)i * d_si])" if has_bias else "(T)(alpha * r)"
+    dadj = "        D += d_off + (IDX)zb0 * d_sb0 + (IDX)zb1 * d_sb1;\n" if has_bias else ""
+    lines.append(f"""
+#define WX {GEMV_WX}
+#define WY {wy}
+typedef {ct} T;
+typedef {acc} ACC;
+typedef {idx_t} IDX;
+
+__kernel __attribute__((reqd_work_group_size(WX, WY, 1)))
+void gemv(const int P, const int K, const int nb1, const int z0,
+          __global const T* restrict X, const IDX x_off, const IDX x_sb0, const IDX x_sb1, const IDX x_si, const IDX x_sk,
+          __global const T* restrict v, const IDX v_off, const IDX v_sb0, const IDX v_sb1, const IDX v_sk,
+          __global T* restrict Y, const IDX y_off, const IDX y_sb0, const IDX y_sb1, const IDX y_si,
+          __global const T* restrict D, const IDX d_off, const IDX d_sb0, const IDX d_sb1, const IDX d_si,
+          const ACC alpha, const ACC beta)
+{{
+    const int lx = get_local_id(0), ly = get_local_id(1);
+    const int z = get_group_id(2) + z0;
+    const int zb0 = z / nb1, zb1 = z - zb0 * nb1;
+    X += x_off + (IDX)zb0 * x_sb0 + (IDX)zb1 * x_sb1;
+    v += v_off + (IDX)zb0 * v_sb0 + (IDX)zb1 * v_sb1;
+{body}
+    if (leader && i < P) {{
+        Y += y_off + (IDX)zb0 * y_sb0 + (IDX)zb1 * y_sb1;
+{dadj}        Y[(IDX)i * y_si] = {store};
+    }}
+}}
+""")
+    return "\n".join(lines)
+
+
+def _gemv_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, it, idx_t, al, be):
+    nb0, nb1 = nb
+    nz = nb0 * nb1
+    ct, cmp, acc, anp = _types(dtype)
+    (as0, as1, a_sm, a_sk), (bs0, bs1, b_sk, b_sn), (cs0, cs1, c_sm, c_sn) = a[2], b[2], c[2]
+    if N == 1:      # y = A @ b[:, 0]
+        P, X, xs, V, vs, ys = M, a, (as0, as1, a_sm, a_sk), b, (bs0, bs1, b_sk), (cs0, cs1, c_sm)
+        ds = d and (d[2][0], d[2][1], d[2][2])
+    else:           # M == 1: y = B^T @ a[0, :]
+        P, X, xs, V, vs, ys = N, b, (bs0, bs1, b_sn, b_sk), a, (as0, as1, a_sk), (cs0, cs1, c_sn)
+        ds = d and (d[2][0], d[2][1], d[2][3])
+    x_si, x_sk = xs[2], xs[3]
+    if device.is_cpu and not LAYOUT_FLAGS:
+        lay = "c" if (x_si == 1 and x_sk != 1 and P > 1) else "g"
+    elif x_sk == 1 or K == 1:
+        lay, x_sk = "r", 1
+    elif x_si == 1 or P == 1:
+        lay, x_si = "c", 1
+    else:
+        lay = "g"
+    xs = (xs[0], xs[1], x_si, x_sk)
+    has_bias = d is not None
+    wy = _gemv_wy(device, lay)
+    key = ("gemv", ct, lay, has_bias, idx_t, wy)
+    knl = device.programs.kernel(key, lambda: (gen_gemv_source(ct, cmp, acc, lay, has_bias, idx_t, wy), "gemv"))
+    per_group = GEMV_WX if lay == "c" else wy
+    ng = -(-P // per_group)
+    if has_bias:
+        dbuf, d_args = d[0].buf, [it(d[1])] + [it(s) for s in ds]
+    else:
+        dbuf, d_args = c[0].buf, [it(0)] * 4
+    for z0 in range(0, nz, _MAX_GROUPS_YZ):
+        gz = min(_MAX_GROUPS_YZ, nz - z0)
+        args = [np.int32(P), np.int32(K), np.int32(nb1), np.int32(z0),
+                X[0].buf, it(X[1]), *(it(s) for s in xs),
+                V[0].buf, it(V[1]), *(it(s) for s in vs),
+                c[0].buf, it(c[1]), *(it(s) for s in ys),
+                dbuf, *d_args, al, be]
+        launch(device, knl, (ng * GEMV_WX, wy, gz), (GEMV_WX, wy, 1), args, "gemv")
+
+
+# ---- CPU path: numpy / BLAS ------------------------------------------------------------------------
+# PoCL keeps buffers in host memory, so mapping one is zero-copy: np.matmul reads the operands in place
+# and writes C straight into its (mapped) buffer.  Reading through enqueue_copy instead cost more than
+# the GEMV itself (64 MB at ~3.5 GB/s).  The maps are released before returning; the in-order queue
+# orders them with every kernel before and after.
+def _span(offset, shape, strides):
+    lo = offset + sum(s * (n - 1) for s, n in zip(strides, shape) if s < 0)
+    hi = offset + sum(s * (n - 1) for s, n in zip(strides, shape) if s > 0)
+    return lo, hi
+
+
+def _map_view(device, maps, dtype, storage, offset, shape, strides, write=False):
+    """A numpy view of a strided operand, on the mapped buffer (no copy)."""
+    isz = dtype.itemsize
+    if any(n == 0 for n in shape):
+        return np.zeros(shape, dtype.np)
+    lo, hi = _span(offset, shape, strides)
+    if (hi - lo + 1) * isz < _MAP_MIN_BYTES:
+        span = np.empty(hi - lo + 1, dtype=dtype.np)
+        if write:
+            maps.append((storage, lo * isz, span))   # copied to the device at the end
+        else:
+            copy_to_host(device, storage.buf, lo * isz, span)
+        return np.lib.stride_tricks.as_strided(span[offset - lo:], shape, [s * isz for s in strides],
+                                               writeable=write)
+    flags = cl.map_flags.WRITE_INVALIDATE_REGION if write else cl.map_flags.READ
+    arr, _ = cl.enqueue_map_buffer(device.queue, storage.buf, flags, lo * isz, ((hi - lo + 1) * isz,), np.uint8,
+                                   is_blocking=True)
+    maps.append(arr)
+    span = arr.view(dtype.np)
+    return np.lib.stride_tricks.as_strided(span[offset - lo:], shape, [s * isz for s in strides],
+                                           writeable=write)
+
+
+def _blas_ready(x):
+    """np.matmul hands a matrix to BLAS only if one of its last two dims is unit-stride."""
+    isz = x.itemsize
+    s_r, s_c = x.strides[-2:]
+    r, c = x.shape[-2:]
+    if (s_c == isz or c == 1) or (s_r == isz or r == 1):
+        return x
+    return np.ascontiguousarray(x)
+
+
+def _gemm_numpy(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
+    nb0, nb1 = nb
+    c_st = c[2]
+    contiguous = (c_st[3] == 1 or N == 1) and (c_st[2] == N or M == 1) and \
+        (c_st[1] == M * N or nb1 == 1) and (c_st[0] == nb1 * M * N or nb0 == 1)
+    if not contiguous:
+        raise ValueError("internal: the numpy GEMM path writes a contiguous C")
+    maps = []
+    try:
+        av = _blas_ready(_map_view(device, maps, dtype, a[0], a[1], (nb0, nb1, M, K), a[2]))
+        bv = _blas_ready(_map_view(device, maps, dtype, b[0], b[1], (nb0, nb1, K, N), b[2]))
+        dv = _map_view(device, maps, dtype, d[0], d[1], (nb0, nb1, M, N), d[2]) if d is not None else None
+        cv = _map_view(device, maps, dtype, c[0], c[1], (nb0, nb1, M, N), (nb1 * M * N, M * N, N, 1), write=True)
+        if dtype.ctype == "half":   # numpy's float16 matmul has no BLAS and rounds per step: compute in float32
+            r = np.matmul(av.astype(np.float32), bv.astype(np.float32))
+            if alpha != 1:
+                r *= np.float32(alpha)
+            if dv is not None:
+                r += dv.astype(np.float32) * np.float32(beta)
+            cv[...] = r
+            return
+        np.matmul(av, bv, out=cv)
+        if alpha != 1:
+            cv *= np.asarray(alpha, dtype=cv.dtype)
+        if dv is not None:
+            cv += dv if beta == 1 else dv * np.asarray(beta, dtype=dv.dtype)
+    finally:
+        for m in maps:
+            if isinstance(m, tuple):
+                copy_to_device(device, m[0].buf, m[1], m[2])
+            else:
+                m.base.release(device.queue)
