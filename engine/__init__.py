@@ -18,6 +18,7 @@ from . import ops as _ops  # binds Tensor methods
 from .ops.creation import *  # noqa: F401,F403
 from .ops.pointwise import *  # noqa: F401,F403
 from .ops.reduce import *  # noqa: F401,F403
+from .ops.reduce import return_types  # noqa: F401
 from .ops.shape import *  # noqa: F401,F403
 from .ops.shape import view as _view  # noqa: F401
 from .ops import extra as _extra  # noqa: F401

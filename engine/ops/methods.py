@@ -122,7 +122,6 @@ T.expand_as = S.expand_as
 T.contiguous = S.contiguous
 T.repeat = S.repeat
 T.unfold = S.unfold
-T.t_ = lambda self: self
 T.to = convert.to
 T.type = convert.type_
 T.type_as = lambda self, other: convert.to(self, other.dtype)
