@@ -163,7 +163,8 @@ def run(device, op, expr, out, operands, compute_cts, preamble=""):
                 args.append(INT_T[ct](o))
         args.append(np.int32(n))
         specs = tuple(specs)
-        if (device.is_gpu if VEC4 is None else VEC4) and n >= 4096:
+        # expressions of the element index (arange, linspace) need the scalar kernel
+        if (device.is_gpu if VEC4 is None else VEC4) and n >= 4096 and "gid" not in expr:
             key = ("ew4", op, expr, specs)
             knl = device.programs.kernel(key, lambda: (gen_source_vec4(expr, out.dtype.ctype, specs, preamble), "ew"))
             wg = device.wg

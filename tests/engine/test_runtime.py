@@ -157,5 +157,6 @@ def test_vectorised_contiguous_kernels_match(n, monkeypatch):
     np.testing.assert_allclose((ea * eb + 1.5).numpy(), a * b + 1.5, rtol=1e-6)
     np.testing.assert_array_equal((ea > eb).numpy(), a > b)
     np.testing.assert_array_equal(ea[1:].relu().numpy(), np.maximum(a[1:], 0))  # offset 1, unaligned
+    np.testing.assert_array_equal(engine.arange(n).numpy(), np.arange(n))  # index expressions stay scalar
     i = engine.tensor(rng.integers(-9, 9, n))
     np.testing.assert_array_equal((i % 4).numpy(), (i.numpy() % 4))
