@@ -23,6 +23,7 @@ from ..autograd.function import Function
 from ..runtime import index as _ix
 from ..tensor import Tensor, empty, from_numpy_array, make
 from ._core import broadcast_shapes, copy_into, device_of, ew_into, expand_raw, state, sum_to
+from .creation import _flat, _tensors_to_lists
 
 __all__ = ["index_put", "index_put_"]
 
@@ -325,22 +326,6 @@ def _to_host_array(i):
         raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are "
                          "valid indices (got a ragged or non-numeric list)")
     return a
-
-
-def _flat(data):
-    for x in data:
-        if isinstance(x, (list, tuple)):
-            yield from _flat(x)
-        else:
-            yield x
-
-
-def _tensors_to_lists(data):
-    if isinstance(data, Tensor):
-        return data.tolist()
-    if isinstance(data, (list, tuple)):
-        return [_tensors_to_lists(x) for x in data]
-    return data
 
 
 def parse(x, index):
