@@ -70,3 +70,7 @@ def numel(t):
 
 def typename(t):
     return t.type()
+
+
+from . import nn, optim, utils  # noqa: E402  (they build on everything above)
+from .serialization import load, save  # noqa: E402

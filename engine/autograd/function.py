@@ -118,6 +118,7 @@ class FunctionCtx(Node):
     _nargs = 0
     _in_dtypes = None  # per edge, set when an input's dtype differs from the output's
     _in_shapes = None  # per edge, for custom (user-defined) Functions: validated
+    _modules = None    # the nn.Module stack that was running when the node was made
     needs_input_grad = ()
 
     def save_for_backward(self, *tensors):
@@ -288,6 +289,9 @@ def _record(ctx, args, out):
             tpos = [j for j, b in enumerate(args) if isinstance(b, Tensor)]
     ctx.next_functions = tuple(nf)
     ctx._seq = next(_seq)
+    mods = _state.modules
+    if mods is not None:
+        ctx._modules = mods
     ctx._nargs = len(args)
     if tpos is not None:
         ctx._tpos = tpos

@@ -13,6 +13,9 @@ import threading
 class _State(threading.local):
     enabled = True
     inference = False
+    # (outermost, ..., innermost) nn.Modules whose forward is running; nodes record it
+    # so the notebook layer can fold a graph by module
+    modules = None
 
 
 state = _State()

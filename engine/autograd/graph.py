@@ -52,6 +52,8 @@ class NodeInfo:
     tensor   the leaf Tensor itself (AccumulateGrad nodes only; nn Parameters included)
     node     the graph node object (its .name(), .next_functions, .register_hook, ...)
     is_parameter  True when `tensor` is an nn Parameter (type name 'Parameter')
+    modules  the nn.Modules whose forward made this node, outermost first (() outside any
+             module); name them with `root.named_modules()`
     """
     id: int
     name: str
@@ -64,6 +66,7 @@ class NodeInfo:
     saved: list = field(default_factory=list)
     tensor: Tensor = None
     node: Node = None
+    modules: tuple = ()
 
     @property
     def is_parameter(self):
@@ -132,6 +135,7 @@ def walk(root):
             meta = n._meta
             if meta and meta[0] is not None:
                 info.shape, info.dtype, info.device = tuple(meta[0][0]), meta[0][1].name, f"cl:{meta[0][2].index}"
+            info.modules = getattr(n, "_modules", None) or ()
             sm = getattr(n, "_saved_tensors_meta", None)
             if sm:
                 info.saved = [(s, d.name) for s, d in sm]

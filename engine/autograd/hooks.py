@@ -5,12 +5,17 @@ _ids = itertools.count()
 
 
 class RemovableHandle:
-    def __init__(self, store):
+    def __init__(self, store, extra_dict=None):
         self.id = next(_ids)
         self._store = store
+        # sets/dicts keyed by the same id (e.g. which module hooks take kwargs)
+        self._extra = () if extra_dict is None else (
+            tuple(extra_dict) if isinstance(extra_dict, (tuple, list)) else (extra_dict,))
 
     def remove(self):
         self._store.pop(self.id, None)
+        for e in self._extra:
+            e.discard(self.id) if isinstance(e, set) else e.pop(self.id, None)
 
     def __enter__(self):
         return self

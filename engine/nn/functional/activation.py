@@ -1,0 +1,2 @@
+"""activation functionals."""
+__all__ = []

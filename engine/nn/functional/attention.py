@@ -1,0 +1,2 @@
+"""attention functionals."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""conv functionals."""
+__all__ = []

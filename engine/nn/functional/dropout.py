@@ -1,0 +1,2 @@
+"""dropout functionals."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""linear functionals."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""loss functionals."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""normalization functionals."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""padding functionals."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""pooling functionals."""
+__all__ = []

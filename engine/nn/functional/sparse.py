@@ -1,0 +1,2 @@
+"""sparse functionals."""
+__all__ = []

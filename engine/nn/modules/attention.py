@@ -1,0 +1,2 @@
+"""attention modules."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""batchnorm modules."""
+__all__ = []

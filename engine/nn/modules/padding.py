@@ -1,0 +1,2 @@
+"""padding modules."""
+__all__ = []

@@ -1,0 +1,1 @@
+"""engine.nn.utils: gradient clipping and parameter/vector conversion."""

@@ -1,0 +1,2 @@
+"""engine.utils (torch.utils)."""
+from . import data  # noqa: F401

@@ -1,0 +1,1 @@
+"""engine.utils.data: Dataset, DataLoader, samplers (torch.utils.data)."""
