@@ -1,2 +1,137 @@
-"""conv functionals."""
-__all__ = []
+"""conv functionals: conv1d / conv2d as im2col (an OpenCL kernel) + one batched GEMM.
+
+The columns are (N, C*KH*KW, OH*OW), channel-major, so groups are a free view
+(N, G, Cg*KH*KW, L) and the product with the (G, OCg, Cg*KH*KW) weight is one batched GEMM.
+Backward: grad weight and grad columns come from the GEMM's backward, grad input from col2im
+(a gather kernel, deterministic).  A 1x1 convolution with stride 1 and no padding skips im2col."""
+from ...ops.conv import Im2Col, im2col_raw
+from ...ops.matmul import matmul
+from ...tensor import Tensor
+
+__all__ = ["conv1d", "conv2d"]
+
+
+def _tuple(v, n, name):
+    if isinstance(v, (list, tuple)):
+        v = tuple(int(a) for a in v)
+        if len(v) == 1 and n != 1:
+            return v * n
+        if len(v) != n:
+            raise RuntimeError(f"expected {name} to be a single integer value or a list of {n} values to match "
+                               f"the convolution dimensions, but got {name}={list(v)}")
+        return v
+    return (int(v),) * n
+
+
+def _conv_padding(padding, stride, dilation, ks, nd):
+    """-> (before, after) per spatial dim."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return [(0, 0)] * nd
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise RuntimeError("padding='same' is not supported for strided convolutions")
+            r = []
+            for d, k in zip(dilation, ks):
+                tot = d * (k - 1)
+                r.append((tot // 2, tot - tot // 2))
+            return r
+        raise RuntimeError(f"Invalid padding string: '{padding}'")
+    p = _tuple(padding, nd, "padding")
+    return [(a, a) for a in p]
+
+
+def _convnd(input, weight, bias, stride, padding, dilation, groups, nd):
+    name = f"conv{nd}d"
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"{name}() received an invalid combination of arguments - got "
+                        f"({type(input).__name__}, {type(weight).__name__})")
+    if input.ndim not in (nd + 1, nd + 2):
+        kind = {1: ("2D", "3D"), 2: ("3D", "4D")}[nd]
+        raise RuntimeError(f"Expected {kind[0]} (unbatched) or {kind[1]} (batched) input to {name}, but got input "
+                           f"of size: {list(input.shape)}")
+    if weight.ndim != nd + 2:
+        raise RuntimeError(f"weight should have at least three dimensions; expected {nd + 2}-dimensional weight "
+                           f"for {nd + 2}-dimensional input, but got weight of size {list(weight.shape)} instead")
+    unbatched = input.ndim == nd + 1
+    if unbatched:
+        input = input.unsqueeze(0)
+    stride = _tuple(stride, nd, "stride")
+    dilation = _tuple(dilation, nd, "dilation")
+    groups = int(groups)
+    ks = tuple(weight.shape[2:])
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError("dilation should be greater than zero")
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    pads = _conv_padding(padding, stride, dilation, ks, nd)
+    if any(a < 0 or b < 0 for a, b in pads):
+        raise RuntimeError("negative padding is not supported")
+    N, C = input.shape[:2]
+    OC, Cg = weight.shape[:2]
+    wsz = list(weight.shape)
+    if OC % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
+                           f"but got weight of size [{wsz}] instead")
+    if Cg * groups != C:
+        raise RuntimeError(f"Given groups={groups}, weight of size {wsz}, expected input{list(input.shape)} to have "
+                           f"{Cg * groups} channels, but got {C} channels instead")
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != OC):
+        raise RuntimeError(f"Given weight of size {wsz}, expected bias to be 1-dimensional with {OC} elements, "
+                           f"but got bias of size {list(bias.shape)} instead")
+    if input.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+        other = bias if input.dtype == weight.dtype else input
+        raise RuntimeError(f"Input type ({other.dtype}) and weight type ({weight.dtype}) should be the same")
+    spatial = tuple(input.shape[2:])
+    padded = [s + a + b for s, (a, b) in zip(spatial, pads)]
+    eff = [d * (k - 1) + 1 for d, k in zip(dilation, ks)]
+    if any(p < e for p, e in zip(padded, eff)):
+        raise RuntimeError(f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). Kernel size: "
+                           f"({' x '.join(map(str, eff))}). Kernel size can't be greater than actual input size")
+    outs = [(p - e) // s + 1 for p, e, s in zip(padded, eff, stride)]
+    # view as 2-D
+    if nd == 1:
+        x4 = input.unsqueeze(2)
+        H, W = 1, spatial[0]
+        OH, OW = 1, outs[0]
+        KH, KW = 1, ks[0]
+        SH, SW, PH, PW, DH, DW = 1, stride[0], 0, pads[0][0], 1, dilation[0]
+    else:
+        x4 = input
+        H, W = spatial
+        OH, OW = outs
+        KH, KW = ks
+        SH, SW = stride
+        PH, PW = pads[0][0], pads[1][0]
+        DH, DW = dilation
+    L = OH * OW
+    K = Cg * KH * KW
+    if KH == 1 and KW == 1 and SH == 1 and SW == 1 and PH == 0 and PW == 0 and H == OH and W == OW:
+        cols = x4.reshape(N, C, L)
+    else:
+        geom = (C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW)
+        if x4.requires_grad:
+            cols = Im2Col.apply(x4, geom)
+        else:
+            cols = im2col_raw(x4, geom)
+    if groups == 1:
+        out = matmul(weight.reshape(OC, K), cols)                              # (N, OC, L)
+    else:
+        out = matmul(weight.reshape(groups, OC // groups, K), cols.reshape(N, groups, K, L))
+        out = out.reshape(N, OC, L)
+    if bias is not None:
+        out = out + bias.reshape(OC, 1)
+    out = out.reshape((N, OC) + tuple(outs))
+    if unbatched:
+        out = out.squeeze(0)
+    return out
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _convnd(input, weight, bias, stride, padding, dilation, groups, 1)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _convnd(input, weight, bias, stride, padding, dilation, groups, 2)
