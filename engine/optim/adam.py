@@ -1,0 +1,92 @@
+"""Adam (torch.optim.Adam): L2 or decoupled weight decay, amsgrad, maximize; one fused kernel."""
+from .. import zeros
+from ..tensor import Tensor
+from ._kernels import fused_step
+from .optimizer import Optimizer, _check_grad, _new_step, _next_step, _run_closure, _to_scalar, _use_grad
+
+__all__ = ["Adam"]
+
+
+class Adam(Optimizer):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
+                 decoupled_weight_decay=False):
+        if isinstance(lr, Tensor):
+            if foreach and not capturable:
+                raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
+            if lr.numel() != 1:
+                raise ValueError("Tensor lr must be 1-element")
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not ((isinstance(betas[0], float) and isinstance(betas[1], float))
+                or (isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor))):
+            raise ValueError("betas must be either both floats or both Tensors")
+        for i in (0, 1):
+            if isinstance(betas[i], Tensor) and betas[i].numel() != 1:
+                raise ValueError(f"Tensor betas[{i}] must be 1-element")
+        betas = tuple(map(_to_scalar, betas))
+        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad,
+                    "maximize": maximize, "foreach": foreach, "capturable": capturable,
+                    "differentiable": differentiable, "fused": fused,
+                    "decoupled_weight_decay": decoupled_weight_decay}
+        super().__init__(params, defaults)
+        if fused:
+            if differentiable:
+                raise RuntimeError("`fused` does not support `differentiable`")
+            if foreach:
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("amsgrad", False)
+            group.setdefault("maximize", False)
+            group.setdefault("foreach", None)
+            group.setdefault("capturable", False)
+            group.setdefault("differentiable", False)
+            group.setdefault("fused", None)
+            group.setdefault("decoupled_weight_decay", False)
+
+    @_use_grad
+    def step(self, closure=None):
+        """One fused kernel launch per parameter: p, exp_avg, exp_avg_sq (and max_exp_avg_sq,
+        'step') updated together; bias corrections computed on the host, passed as arguments."""
+        loss = _run_closure(closure)
+        for group in self.param_groups:
+            lr = _to_scalar(group["lr"])
+            beta1, beta2 = (_to_scalar(b) for b in group["betas"])
+            wd = _to_scalar(group["weight_decay"])
+            eps = group["eps"]
+            amsgrad = bool(group["amsgrad"])
+            flags = {"wd": wd != 0, "decoupled": bool(group.get("decoupled_weight_decay", False)),
+                     "amsgrad": amsgrad, "maximize": bool(group["maximize"])}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = _check_grad(p)
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = _new_step(p)
+                    state["exp_avg"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+                    state["exp_avg_sq"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+                    if amsgrad:
+                        state["max_exp_avg_sq"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+                if amsgrad and "max_exp_avg_sq" not in state:
+                    state["max_exp_avg_sq"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+                step = float(_next_step(state["step"]))
+                bc1 = 1 - beta1 ** step
+                bc2 = 1 - beta2 ** step
+                step_size = lr / bc1
+                states = [state["exp_avg"], state["exp_avg_sq"]] + ([state["max_exp_avg_sq"]] if amsgrad else [])
+                fused_step("adam", flags, p, g, states, state["step"], step,
+                           {"wd": wd, "decay": 1 - lr * wd, "w1": 1 - beta1, "beta2": beta2, "c2": 1 - beta2,
+                            "bc2_sqrt": bc2 ** 0.5, "eps": eps, "neg_step_size": -step_size})
+        return loss
