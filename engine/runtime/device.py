@@ -5,14 +5,20 @@ device in the process.  `cpu` is the first CPU device, `cuda[:i]` the i-th GPU,
 so PyTorch tutorial code that says `.to("cuda")` or `device="cpu"` runs as is.
 """
 import os
+import sys
 
 import numpy as np
 import pyopencl as cl
 
+from . import launch as _launch
 from .memory import MemoryPool
 from .program import ProgramCache
 
 _TYPE_ORDER = (cl.device_type.GPU, cl.device_type.ACCELERATOR, cl.device_type.CPU)
+_PROFILING = cl.command_queue_properties.PROFILING_ENABLE
+# queues record OpenCL profiling events once a profiler or debug level 2+ asked for them
+# (or CLGRAD_PROFILE is set); no per-launch cost measured on PoCL, so they stay on
+_profiling = [bool(os.environ.get("CLGRAD_PROFILE"))]
 
 
 class Device:
@@ -44,8 +50,10 @@ class Device:
 
     def _init(self):
         self._ctx = cl.Context([self.cl_device])
-        props = cl.command_queue_properties.PROFILING_ENABLE if os.environ.get("CLGRAD_PROFILE") else 0
-        self._queue = cl.CommandQueue(self._ctx, properties=props)
+        self._queue = cl.CommandQueue(self._ctx, properties=_PROFILING if _profiling[0] else 0)
+        if _launch.debug_level() >= 1:
+            print(f"[clgrad] initialised cl:{self.index} {self.name} ({self.type}, {self.platform_name}, "
+                  f"driver {self.driver_version})", file=sys.stderr)
         self._pool = MemoryPool(self)
         self._programs = ProgramCache(self)
         # elementwise work-group size: a multiple of the warp on GPUs; on PoCL 64
@@ -75,6 +83,12 @@ class Device:
         if self._ctx is None:
             self._init()
         return self._programs
+
+    def enable_profiling(self):
+        """Switch to an in-order queue that records profiling events, once the old one drained."""
+        if self._ctx is not None and not self._queue.properties & _PROFILING:
+            self._queue.finish()
+            self._queue = cl.CommandQueue(self._ctx, properties=_PROFILING)
 
     def synchronize(self):
         if self._ctx is not None:
@@ -195,6 +209,13 @@ def set_default_device(spec):
     global _default
     _default = find_device(spec)
     return _default
+
+
+def enable_profiling():
+    """Every device's queue records profiling events from now on (engine.profiler uses it)."""
+    _profiling[0] = True
+    for d in _devices or ():
+        d.enable_profiling()
 
 
 def np_scalar(dtype_np, value):
