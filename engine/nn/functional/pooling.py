@@ -161,7 +161,7 @@ def _adaptive_geom(x, nd, output_size, name):
 
 def adaptive_avg_pool1d(input, output_size):
     x4, unb, osz, geom = _adaptive_geom(input, 1, output_size, "adaptive_avg_pool1d")
-    if osz == (1,):
+    if osz == (1,) and x4.numel():
         out = x4.mean(3, keepdim=True)
     else:
         out = AvgPool.apply(x4, geom, True, True, None)
@@ -170,7 +170,7 @@ def adaptive_avg_pool1d(input, output_size):
 
 def adaptive_avg_pool2d(input, output_size):
     x4, unb, osz, geom = _adaptive_geom(input, 2, output_size, "adaptive_avg_pool2d")
-    if osz == (1, 1):
+    if osz == (1, 1) and x4.numel():
         out = x4.mean((2, 3), keepdim=True)
     else:
         out = AvgPool.apply(x4, geom, True, True, None)
