@@ -493,11 +493,11 @@ class GraphView(anywidget.AnyWidget):
         self.title = title
         self.expanded, self.collapsed = set(), set()
         self._relayout()
-        self.observe(self._depth_changed, names="depth")
+        self.observe(self._on_depth, names="depth")
         self.on_msg(self._on_msg)
 
     # ---- state -------------------------------------------------------------------------------
-    def _depth_changed(self, change):
+    def _on_depth(self, change):
         self.expanded.clear()
         self.collapsed.clear()
         self._relayout()
