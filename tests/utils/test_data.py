@@ -245,6 +245,14 @@ def test_loader_fast_path_equals_general_path():
     # the fast path really covers every sample once
     seen = sorted(int(v) for _, yb in fast for v in (yb.tolist()))
     assert seen == sorted(y.tolist())
+    # Subsets of a TensorDataset (random_split) take the fast path too
+    part = Subset(random_split(ds, [10, 3], generator=engine.Generator().manual_seed(0))[0], list(range(9, -1, -1)))
+    fast = list(DataLoader(part, batch_size=3))
+    slow = list(DataLoader(part, batch_size=3, collate_fn=lambda b: default_collate(b)))
+    assert [len(b[0]) for b in fast] == [3, 3, 3, 1]
+    for (a, b), (c, d) in zip(fast, slow):
+        np.testing.assert_array_equal(a.numpy(), c.numpy())
+        np.testing.assert_array_equal(b.numpy(), d.numpy())
 
 
 def test_loader_map_dataset_and_collate():

@@ -3,13 +3,15 @@
 `num_workers > 0` is accepted and runs in this process (OpenCL contexts don't survive fork, and
 every op already runs asynchronously on the device); `worker_init_fn(0)` is called once per
 iterator and `get_worker_info()` then describes that single in-process worker.
-Batches of a plain TensorDataset with the default collate_fn are gathered with one index_select
+Batches of a plain TensorDataset (or Subsets of one, e.g. from random_split) with the default collate_fn are gathered with one index_select
 per tensor instead of indexing sample by sample."""
 import math
 import numbers
 import warnings
 
-from .dataset import IterableDataset, TensorDataset
+import numpy as np
+
+from .dataset import IterableDataset, Subset, TensorDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 from ._collate import default_collate, default_convert
 
@@ -175,8 +177,8 @@ class _SingleProcessDataLoaderIter:
         # torch draws a base seed for the workers from the loader's generator each epoch
         self._base_seed = int(empty((), dtype=D.int64).random_(generator=loader.generator).item())
         self._sampler_iter = iter(self._index_sampler)
-        self._fast = (self._dataset_kind == "map" and self._auto_collation and type(self._dataset) is TensorDataset
-                      and self._collate_fn is default_collate)
+        self._fast = (self._dataset_kind == "map" and self._auto_collation and self._collate_fn is default_collate
+                      and _tensor_dataset_of(self._dataset) is not None)
         self._worker = None
         if loader.num_workers > 0:
             self._worker = WorkerInfo(id=0, num_workers=1, seed=self._base_seed, dataset=self._dataset)
@@ -245,26 +247,41 @@ class _SingleProcessDataLoaderIter:
         return data
 
 
+def _tensor_dataset_of(dataset):
+    """The TensorDataset under a plain TensorDataset or (nested) Subsets of one, else None."""
+    while type(dataset) is Subset:
+        dataset = dataset.dataset
+    return dataset if type(dataset) is TensorDataset else None
+
+
 def _gather_tensor_dataset(dataset, index):
     """A TensorDataset batch as [t.index_select(0, idx) for t in tensors] (what default_collate of
     the samples gives), or None when the indices need the general path."""
-    from ...ops.creation import tensor
-    from ... import dtypes as D
-    from ...tensor import Tensor
+    from ...tensor import Tensor, from_numpy_array
     index = list(index)
     if not index or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in index):
         return None
+    while type(dataset) is Subset:
+        n = len(dataset)
+        if min(index) < 0 or max(index) >= n:
+            return None
+        ind = dataset.indices
+        index = [ind[i] for i in index]
+        if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in index):
+            return None
+        dataset = dataset.dataset
     n = len(dataset)
     if min(index) < 0 or max(index) >= n:
         return None  # let t[i] raise torch's IndexError (or wrap negatives)
     out = []
     idx_by_dev = {}
+    host = np.asarray(index, dtype=np.int64)
     for t in dataset.tensors:
         if not isinstance(t, Tensor):
             return None
         dev = t._storage.device
         idx = idx_by_dev.get(dev)
         if idx is None:
-            idx = idx_by_dev[dev] = tensor(index, dtype=D.int64, device=dev)
+            idx = idx_by_dev[dev] = from_numpy_array(host, dev)
         out.append(t.index_select(0, idx))
     return out
