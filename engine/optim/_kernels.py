@@ -84,31 +84,69 @@ def _body(kind, flags):
     return bufs, scal, L
 
 
-def gen_source(kind, flags, ct, idx_t, has_step):
+# Per-parameter scalars (they depend on that parameter's step count); the rest are shared
+# by every parameter of a launch.
+PER_SLOT = {"sgd": ["first"], "adam": ["bc2_sqrt", "neg_step_size"], "rmsprop": [], "adagrad": ["neg_clr"]}
+_ARG_BUDGET = 1024  # CL_DEVICE_MAX_PARAMETER_SIZE's guaranteed minimum, in bytes
+
+
+def slots_per_launch(kind, flags, ct, idx_t, has_step):
+    """How many parameter tensors one launch takes: as many as fit the argument budget (a
+    function of the variant only, so still one program per variant and dtype)."""
+    bufs, scal, _ = _body(kind, dict(flags))
+    per = PER_SLOT[kind]
+    isz = 8 if idx_t == "long" else 4
+    tsz = 8 if ct == "double" else 4
+    slot = (2 + len(bufs)) * (8 + isz) + 2 * isz + sum(4 if s == "first" else tsz for s in per)
+    if has_step:
+        slot += 8 + isz + 4
+    shared = sum(tsz for s in scal if s not in per)
+    return max(1, min(8, (_ARG_BUDGET - shared - 64) // slot))
+
+
+def gen_source(kind, flags, ct, idx_t, has_step, K):
+    """A multi-tensor kernel: work-items run over the concatenated elements of K parameter
+    tensors (slot k owns global ids [end_{k-1}, end_k)); each picks its slot's buffers."""
     bufs, scal, body = _body(kind, flags)
     f = dict(flags)
-    params = [f"__global {ct}* param, {idx_t} p_off", f"__global const {ct}* grad, {idx_t} g_off"]
-    params += [f"__global {ct}* s_{b}, {idx_t} {b}_off" for b in bufs]
-    if has_step:
-        params.append(f"__global float* step, {idx_t} step_off, float step_val")
-    params.append(f"{idx_t} n")
-    params += [("int " if s == "first" else "T ") + s for s in scal]
+    per = PER_SLOT[kind]
+    shared = [s for s in scal if s not in per]
+    params = []
+    for k in range(K):
+        params.append(f"__global {ct}* p{k}, {idx_t} p{k}_off, __global const {ct}* g{k}, {idx_t} g{k}_off")
+        params += [f"__global {ct}* {b}{k}, {idx_t} {b}{k}_off" for b in bufs]
+        if has_step:
+            params.append(f"__global float* st{k}, {idx_t} st{k}_off, float stv{k}")
+        params.append(f"{idx_t} n{k}, {idx_t} end{k}")
+        params += [("int " if s == "first" else "T ") + f"{s}{k}" for s in per]
+    params += [("int " if s == "first" else "T ") + s for s in shared]
     pre = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if ct == "double" else ""
     pre += "#pragma OPENCL FP_CONTRACT OFF\n"
     lines = [pre + f"#define T {ct}",
              f"__kernel void opt_{kind}({', '.join(params)}) {{",
-             f"    {idx_t} i = get_global_id(0);"]
-    if has_step:
-        lines.append("    if (i == 0) step[step_off] = step_val;")
+             f"    {idx_t} gid = get_global_id(0);",
+             f"    {idx_t} i, n;",
+             f"    __global {ct}* P; __global const {ct}* G;"]
+    lines += [f"    __global {ct}* S_{b};" for b in bufs]
+    lines += [("    int " if s == "first" else "    T ") + s + ";" for s in per]
+    for k in range(K):
+        cond = f"if (gid < end{k})" if k == 0 else f"else if (gid < end{k})"
+        lines.append(f"    {cond} {{")
+        lines.append(f"        i = gid{'' if k == 0 else f' - end{k - 1}'}; n = n{k};")
+        lines.append(f"        P = p{k} + p{k}_off; G = g{k} + g{k}_off;")
+        lines += [f"        S_{b} = {b}{k} + {b}{k}_off;" for b in bufs]
+        lines += [f"        {s} = {s}{k};" for s in per]
+        if has_step:
+            lines.append(f"        if (i == 0) st{k}[st{k}_off] = stv{k};")
+        lines.append("    }")
+    lines.append("    else return;")
     lines.append("    if (i >= n) return;")
-    lines.append("    T p = param[p_off + i];")
-    lines.append("    T g = grad[g_off + i];" if not f.get("maximize") else "    T g = -grad[g_off + i];")
-    for b in bufs:
-        lines.append(f"    T {b} = s_{b}[{b}_off + i];")
+    lines.append("    T p = P[i];")
+    lines.append("    T g = G[i];" if not f.get("maximize") else "    T g = -G[i];")
+    lines += [f"    T {b} = S_{b}[i];" for b in bufs]
     lines += ["    " + ln for ln in body]
-    for b in bufs:
-        lines.append(f"    s_{b}[{b}_off + i] = {b};")
-    lines.append("    param[p_off + i] = p;")
+    lines += [f"    S_{b}[i] = {b};" for b in bufs]
+    lines.append("    P[i] = p;")
     lines.append("}")
     return "\n".join(lines) + "\n", f"opt_{kind}"
 
@@ -117,49 +155,75 @@ def _dense(t):
     return t._strides == contiguous_strides(t._shape) or t.numel() <= 1
 
 
-def fused_step(kind, flags, param, grad, states, step, step_val, scalars):
-    """Run one fused update of `param` (in place, with `grad`) and its `states` (list of
-    tensors in the variant's buffer order); `step` is the float32 'step' tensor (or None),
-    set to step_val.  scalars: {name: python number}, cast to the param's C type."""
-    n = param.numel()
-    dev = param._storage.device
-    ct = param.dtype.ctype
-    flags = tuple(sorted(flags.items()))
+def _prep(item):
+    """Contiguous stand-ins for a strided param (updated, then written back) or grad."""
+    p, g, states, step, step_val, per = item
     tmp = None
-    p = param
-    if not _dense(param):  # a strided view: update a contiguous copy, write it back
-        p = tmp = param.contiguous()
-    if not _dense(grad):
-        grad = grad.contiguous()
-    states = [s if _dense(s) else _make_dense(s) for s in states]
-    big = max([p._storage.size, grad._storage.size] + [s._storage.size for s in states]) >= 2**31
-    idx_t = "long" if big else "int"
-    it = np.int64 if big else np.int32
-    key = ("optim", kind, flags, ct, idx_t, step is not None)
-    knl = dev.programs.kernel(key, lambda: gen_source(kind, flags, ct, idx_t, step is not None))
-    bufs, scal, _ = _body(kind, dict(flags))
-    npt = _NP[ct]
-    args = [p._storage.buf, it(p._offset), grad._storage.buf, it(grad._offset)]
+    if not _dense(p):
+        tmp = p.contiguous()
+    if not _dense(g):
+        g = g.contiguous()
     for s in states:
-        args += [s._storage.buf, it(s._offset)]
-    if step is not None:
-        args += [step._storage.buf, it(step._offset), np.float32(step_val)]
-    args.append(it(n))
-    for s in scal:
-        args.append(np.int32(scalars[s]) if s == "first" else npt(scalars.get(s, 0.0)))
-    if n == 0 and step is None:
+        if not _dense(s):
+            raise RuntimeError("optimizer state tensors must be contiguous")
+    return (tmp if tmp is not None else p, g, states, step, step_val, per), tmp
+
+
+def fused_step(kind, flags, items, shared):
+    """Update every parameter in `items` in place with its gradient and state buffers.
+
+    items: [(param, grad, [state tensors in the variant's order], step tensor or None,
+    step value, {per-parameter scalar: value})]; shared: {scalar name: value} for all.
+    Parameters are launched together, `slots_per_launch` at a time, per device and dtype."""
+    if not items:
         return
+    flags = tuple(sorted(flags.items()))
+    by = {}
+    for it in items:
+        by.setdefault((it[0]._storage.device, it[0].dtype), []).append(it)
+    for (dev, dtype), its in by.items():
+        has_step = its[0][3] is not None
+        ct = dtype.ctype
+        prepped = [_prep(it) for it in its]
+        big = any(max([p._storage.size, g._storage.size] + [s._storage.size for s in st]) >= 2**31
+                  for (p, g, st, _, _, _), _t in prepped)
+        idx_t = "long" if big else "int"
+        K = slots_per_launch(kind, flags, ct, idx_t, has_step)
+        key = ("optim", kind, flags, ct, idx_t, has_step, K)
+        knl = dev.programs.kernel(key, lambda: gen_source(kind, flags, ct, idx_t, has_step, K))
+        for c in range(0, len(prepped), K):
+            _launch_chunk(dev, knl, kind, flags, ct, idx_t, has_step, K, [x[0] for x in prepped[c:c + K]], shared)
+        for (it, (_, tmp)) in zip(its, prepped):
+            p = it[0]
+            if tmp is not None:
+                from ..ops._core import copy_into
+                copy_into(p, tmp)
+            p._storage.version += 1
+            for s in it[2]:
+                s._storage.version += 1
+            if it[3] is not None:
+                it[3]._storage.version += 1
+
+
+def _launch_chunk(dev, knl, kind, flags, ct, idx_t, has_step, K, chunk, shared):
+    bufs, scal, _ = _body(kind, dict(flags))
+    per = PER_SLOT[kind]
+    npt = _NP[ct]
+    it = np.int64 if idx_t == "long" else np.int32
+    args = []
+    end = 0
+    for k in range(K):
+        p, g, states, step, step_val, pscal = chunk[min(k, len(chunk) - 1)]
+        n = p.numel() if k < len(chunk) else 0
+        if k < len(chunk):
+            end += max(n, 1)  # an empty tensor still owns one work-item (it sets 'step')
+        args += [p._storage.buf, it(p._offset), g._storage.buf, it(g._offset)]
+        for s in states:
+            args += [s._storage.buf, it(s._offset)]
+        if has_step:
+            args += [step._storage.buf, it(step._offset), np.float32(step_val)]
+        args += [it(n), it(end)]
+        args += [np.int32(pscal[s]) if s == "first" else npt(pscal[s]) for s in per]
+    args += [npt(shared.get(s, 0.0)) for s in scal if s not in per]
     wg = dev.wg
-    launch(dev, knl, (round_up(max(n, 1), wg),), (wg,), args, "optim_" + kind)
-    if tmp is not None:
-        from ..ops._core import copy_into
-        copy_into(param, tmp)
-    param._storage.version += 1
-    for s in states:
-        s._storage.version += 1
-    if step is not None:
-        step._storage.version += 1
-
-
-def _make_dense(s):
-    raise RuntimeError("optimizer state tensors must be contiguous")
+    launch(dev, knl, (round_up(end, wg),), (wg,), args, "optim_" + kind)

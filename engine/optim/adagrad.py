@@ -52,6 +52,7 @@ class Adagrad(Optimizer):
             lr = _to_scalar(group["lr"])
             wd = group["weight_decay"]
             flags = {"wd": wd != 0, "maximize": bool(group["maximize"])}
+            items = []
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -59,6 +60,6 @@ class Adagrad(Optimizer):
                 state = self.state[p]
                 step = _next_step(state["step"])
                 clr = lr / (1 + (float(step) - 1) * group["lr_decay"])
-                fused_step("adagrad", flags, p, g, [state["sum"]], state["step"], float(step),
-                           {"wd": wd, "eps": group["eps"], "neg_clr": -clr})
+                items.append((p, g, [state["sum"]], state["step"], float(step), {"neg_clr": -clr}))
+            fused_step("adagrad", flags, items, {"wd": wd, "eps": group["eps"]})
         return loss

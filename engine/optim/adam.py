@@ -57,7 +57,7 @@ class Adam(Optimizer):
 
     @_use_grad
     def step(self, closure=None):
-        """One fused kernel launch per parameter: p, exp_avg, exp_avg_sq (and max_exp_avg_sq,
+        """One fused kernel launch per group (up to 8 parameters each): p, exp_avg, exp_avg_sq (and max_exp_avg_sq,
         'step') updated together; bias corrections computed on the host, passed as arguments."""
         loss = _run_closure(closure)
         for group in self.param_groups:
@@ -68,6 +68,7 @@ class Adam(Optimizer):
             amsgrad = bool(group["amsgrad"])
             flags = {"wd": wd != 0, "decoupled": bool(group.get("decoupled_weight_decay", False)),
                      "amsgrad": amsgrad, "maximize": bool(group["maximize"])}
+            items = []
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -86,7 +87,8 @@ class Adam(Optimizer):
                 bc2 = 1 - beta2 ** step
                 step_size = lr / bc1
                 states = [state["exp_avg"], state["exp_avg_sq"]] + ([state["max_exp_avg_sq"]] if amsgrad else [])
-                fused_step("adam", flags, p, g, states, state["step"], step,
-                           {"wd": wd, "decay": 1 - lr * wd, "w1": 1 - beta1, "beta2": beta2, "c2": 1 - beta2,
-                            "bc2_sqrt": bc2 ** 0.5, "eps": eps, "neg_step_size": -step_size})
+                items.append((p, g, states, state["step"], step,
+                              {"bc2_sqrt": bc2 ** 0.5, "neg_step_size": -step_size}))
+            fused_step("adam", flags, items, {"wd": wd, "decay": 1 - lr * wd, "w1": 1 - beta1, "beta2": beta2,
+                                              "c2": 1 - beta2, "eps": eps})
         return loss

@@ -44,6 +44,7 @@ class RMSprop(Optimizer):
             alpha = group["alpha"]
             flags = {"wd": wd != 0, "momentum": momentum > 0, "centered": centered,
                      "maximize": bool(group["maximize"])}
+            items = []
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -59,7 +60,7 @@ class RMSprop(Optimizer):
                 step = _next_step(state["step"])
                 states = [state["square_avg"]] + ([state["momentum_buffer"]] if momentum > 0 else []) + \
                     ([state["grad_avg"]] if centered else [])
-                fused_step("rmsprop", flags, p, g, states, state["step"], float(step),
-                           {"wd": wd, "alpha": alpha, "c": 1 - alpha, "eps": group["eps"], "momentum": momentum,
-                            "neg_lr": -lr})
+                items.append((p, g, states, state["step"], float(step), {}))
+            fused_step("rmsprop", flags, items, {"wd": wd, "alpha": alpha, "c": 1 - alpha, "eps": group["eps"],
+                                                 "momentum": momentum, "neg_lr": -lr})
         return loss

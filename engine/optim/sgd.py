@@ -41,7 +41,7 @@ class SGD(Optimizer):
 
     @_use_grad
     def step(self, closure=None):
-        """One fused kernel launch per parameter with a gradient."""
+        """One fused kernel launch for (up to 8) parameters of a group at a time."""
         loss = _run_closure(closure)
         for group in self.param_groups:
             lr = _to_scalar(group["lr"])
@@ -49,6 +49,7 @@ class SGD(Optimizer):
             momentum = group["momentum"]
             flags = {"wd": wd != 0, "momentum": momentum != 0, "nesterov": bool(group["nesterov"]),
                      "maximize": bool(group["maximize"])}
+            items = []
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -57,13 +58,12 @@ class SGD(Optimizer):
                 if momentum != 0:
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
-                    if buf is None:
+                    if buf is None:  # torch: buf = grad.clone() on the first step
                         buf = empty(p.shape, dtype=p.dtype, device=p.device)
                         first = 1
                     states = [buf]
-                fused_step("sgd", flags, p, g, states, None, 0,
-                           {"wd": wd, "momentum": momentum, "damp1": 1 - group["dampening"], "neg_lr": -lr,
-                            "first": first})
-                if momentum != 0:
-                    self.state[p]["momentum_buffer"] = states[0]
+                    state["momentum_buffer"] = buf
+                items.append((p, g, states, None, 0, {"first": first}))
+            fused_step("sgd", flags, items, {"wd": wd, "momentum": momentum, "damp1": 1 - group["dampening"],
+                                             "neg_lr": -lr})
         return loss
