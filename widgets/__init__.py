@@ -1,5 +1,6 @@
 """Jupyter widgets for clgrad: graph view, backprop stepper, gradient flow, training monitor,
 kernel profile.  Each widget has a deterministic plain-text repr (nbval compares it)."""
 from .graph import GraphModel, GraphView, graph_data, render_svg
+from .stepper import BackpropStepper
 
-__all__ = ["GraphView", "GraphModel", "graph_data", "render_svg"]
+__all__ = ["GraphView", "BackpropStepper", "GraphModel", "graph_data", "render_svg"]
