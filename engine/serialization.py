@@ -56,6 +56,8 @@ class _Encoder:
 
     def _name(self, path):
         base = ".".join(str(p) for p in path) or "tensor"
+        if base == "__metadata__":
+            base = "_" + base
         name, k = base, 1
         while name in self.names:
             name, k = f"{base}.{k}", k + 1
@@ -160,13 +162,19 @@ class _Encoder:
                     m = self.tensors[k]
                     m.update(blob=name, offset=0, stride=_contig_strides(t._shape))
                 continue
+            neg = [(k, t, path) for k, t, path in members if t.numel() and any(s < 0 for s in t._strides)]
+            for k, t, path in neg:  # negative-stride views: saved as their own contiguous copy
+                name = self._name(path)
+                out[name] = self.to_numpy(t)
+                self.tensors[k].update(blob=name, offset=0, stride=_contig_strides(t._shape))
+            members = [m for m in members if not any(m[0] == n[0] for n in neg)]
+            if not members:
+                continue
             dtype = members[0][1].dtype
             hi = 0
             for _, t, _ in members:
                 if t.numel() == 0:
                     continue
-                if any(s < 0 for s in t._strides):
-                    raise ValueError("engine.save: tensors with negative strides are not supported")
                 hi = max(hi, t._offset + sum((n - 1) * s for n, s in zip(t._shape, t._strides)) + 1)
             k0, t0, path0 = members[0]
             name = self._name(path0)
@@ -347,13 +355,46 @@ def _parse_st_header(data, path):
     return header
 
 
+_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+              "U8": "u1", "BOOL": "?", "BF16": "<u2"}
+
+
+def _st_load_manual(data, header, path):
+    """Decode a safetensors payload by hand (for dtypes safetensors.numpy lacks: BF16 → float32)."""
+    (n,) = struct.unpack("<Q", data[:8])
+    body = memoryview(data)[8 + n:]
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        code = _ST_DTYPES.get(v.get("dtype"))
+        if code is None:
+            raise _LoadError(f"engine.load: {path}: tensor {k!r} has unsupported dtype {v.get('dtype')!r}")
+        b, e = (int(x) for x in v["data_offsets"])
+        shape = tuple(int(x) for x in v["shape"])
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if not 0 <= b <= e <= len(body) or e - b != count * np.dtype(code).itemsize:
+            raise _LoadError(f"engine.load: {path}: tensor {k!r}: data_offsets {[b, e]} don't match shape "
+                             f"{list(shape)} and dtype {v.get('dtype')}")
+        arr = np.frombuffer(body[b:e], dtype=code).reshape(shape)
+        if v["dtype"] == "BF16":
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        out[k] = arr.copy()
+    return out
+
+
 def _load_safetensors(data, path, map_location):
     from safetensors.numpy import load as st_load
     header = _parse_st_header(data, path)
     meta = header.get("__metadata__") or {}
     try:
-        arrays = st_load(data)
-    except Exception as ex:  # SafetensorError, unsupported dtypes (bf16), ...
+        if any(isinstance(v, dict) and v.get("dtype") == "BF16" for v in header.values()):
+            arrays = _st_load_manual(data, header, path)
+        else:
+            arrays = st_load(data)
+    except _LoadError:
+        raise
+    except Exception as ex:  # SafetensorError, unsupported dtypes, ...
         raise RuntimeError(f"engine.load: {path}: can't read the safetensors data: {ex}") from None
     D, Tensor, Size, make, from_numpy_array, _ = _lazy()
     if meta.get("format") != "clgrad" or "clgrad" not in meta:
