@@ -1,5 +1,6 @@
 """dropout modules: Dropout, Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout."""
-from ..functional import dropout as _F
+from ..functional.dropout import (alpha_dropout, dropout, dropout1d, dropout2d, dropout3d,
+                                  feature_alpha_dropout)
 from .module import Module
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"]
@@ -21,29 +22,29 @@ class _DropoutNd(Module):
 
 class Dropout(_DropoutNd):
     def forward(self, input):
-        return _F.dropout(input, self.p, self.training, self.inplace)
+        return dropout(input, self.p, self.training, self.inplace)
 
 
 class Dropout1d(_DropoutNd):
     def forward(self, input):
-        return _F.dropout1d(input, self.p, self.training, self.inplace)
+        return dropout1d(input, self.p, self.training, self.inplace)
 
 
 class Dropout2d(_DropoutNd):
     def forward(self, input):
-        return _F.dropout2d(input, self.p, self.training, self.inplace)
+        return dropout2d(input, self.p, self.training, self.inplace)
 
 
 class Dropout3d(_DropoutNd):
     def forward(self, input):
-        return _F.dropout3d(input, self.p, self.training, self.inplace)
+        return dropout3d(input, self.p, self.training, self.inplace)
 
 
 class AlphaDropout(_DropoutNd):
     def forward(self, input):
-        return _F.alpha_dropout(input, self.p, self.training)
+        return alpha_dropout(input, self.p, self.training)
 
 
 class FeatureAlphaDropout(_DropoutNd):
     def forward(self, input):
-        return _F.feature_alpha_dropout(input, self.p, self.training)
+        return feature_alpha_dropout(input, self.p, self.training)
