@@ -683,8 +683,12 @@ def _load_torch_zip(data, path, map_location):
     try:
         pkl = zf.read(pkls[0])
         return _TorchUnpickler(io.BytesIO(pkl), loader).load()
-    except (pickle.UnpicklingError, _LoadError):
+    except _LoadError:
         raise
+    except pickle.UnpicklingError as ex:
+        if str(ex).startswith("engine.load:"):  # our refusals
+            raise
+        raise RuntimeError(f"engine.load: {path}: corrupt pickle in the PyTorch archive ({ex})") from None
     except (zipfile.BadZipFile, EOFError, struct.error, zlib_error(), OSError) as ex:
         raise RuntimeError(f"engine.load: {path}: corrupt or truncated PyTorch archive ({type(ex).__name__}: "
                            f"{ex})") from None

@@ -344,6 +344,17 @@ def test_corrupt_and_truncated_files(tmp_path):
             dst.writestr(n, d[:100] if "/data/" in n and not n.endswith("serialization_id") else d)
     with pytest.raises(RuntimeError, match="truncated or corrupt"):
         engine.load(tmp_path / "short.pt")
+    # a valid zip whose data.pkl is cut short
+    with zipfile.ZipFile(tmp_path / "t.pt") as src, zipfile.ZipFile(tmp_path / "cutpkl.pt", "w") as dst:
+        for n in src.namelist():
+            d = src.read(n)
+            dst.writestr(n, d[: len(d) // 2] if n.endswith("data.pkl") else d)
+    with pytest.raises(RuntimeError, match="cutpkl.pt"):
+        engine.load(tmp_path / "cutpkl.pt")
+    # a whole pickled Module (torch.save(model)) is refused by name, without running anything
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load global 'torch.nn.modules.linear.Linear'"):
+        engine.load(tmp_path / "module.pt")
 
 
 # ------------------------------------------------------------------------------------ atomic writes
