@@ -2,5 +2,6 @@
 kernel profile.  Each widget has a deterministic plain-text repr (nbval compares it)."""
 from .graph import GraphModel, GraphView, graph_data, render_svg
 from .stepper import BackpropStepper
+from .monitor import TrainingMonitor
 
-__all__ = ["GraphView", "BackpropStepper", "GraphModel", "graph_data", "render_svg"]
+__all__ = ["GraphView", "BackpropStepper", "TrainingMonitor", "GraphModel", "graph_data", "render_svg"]
