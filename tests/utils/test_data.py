@@ -362,3 +362,20 @@ def test_package_exports():
                  "WeightedRandomSampler", "BatchSampler", "DataLoader", "default_collate", "default_convert",
                  "get_worker_info", "StackDataset"):
         assert hasattr(eud, name) and hasattr(tud, name), name
+
+
+def test_weighted_sampler_and_stack_dataset():
+    from engine.utils.data import StackDataset, WeightedRandomSampler
+    s = list(WeightedRandomSampler([0.0, 0.0, 1.0], 10, generator=engine.Generator().manual_seed(0)))
+    assert s == [2] * 10
+    assert sorted(WeightedRandomSampler([1, 1, 1, 1], 4, replacement=False)) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="num_samples should be a positive integer value"):
+        WeightedRandomSampler([1.0], 0)
+    assert StackDataset(a=[1, 2], b=[3, 4])[1] == {"a": 2, "b": 4}
+    assert StackDataset([1, 2], "xy")[0] == (1, "x")
+    with pytest.raises(ValueError, match="Size mismatch between datasets"):
+        StackDataset([1], [1, 2])
+    e = list(DataLoader(StackDataset([1, 2, 3], [4.0, 5.0, 6.0]), batch_size=2))
+    t = list(tud.DataLoader(tud.StackDataset([1, 2, 3], [4.0, 5.0, 6.0]), batch_size=2))
+    for a, b in zip(e, t):
+        _same(a, b)
