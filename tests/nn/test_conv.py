@@ -221,3 +221,73 @@ def test_conv_module_in_sequential_trains():
                 p -= 0.2 * p.grad
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+CONVT2D = [
+    dict(),
+    dict(stride=2, padding=1, output_padding=1),
+    dict(stride=(2, 1), padding=(0, 1), dilation=(1, 2), groups=2),
+    dict(out_channels=4, groups=4, stride=2, bias=False),
+]
+
+
+@pytest.mark.parametrize("cfg", CONVT2D, ids=[str(c) for c in CONVT2D])
+def test_conv_transpose2d_module(cfg):
+    oc, k, kw = _kw(cfg)
+    check_module(nn.ConvTranspose2d(4, oc, k, **kw), torch.nn.ConvTranspose2d(4, oc, k, **kw), randn(*X2),
+                 rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 9), (4, 9), (2, 4, 9)])
+def test_conv_transpose1d_module(shape):
+    kw = dict(stride=3, padding=1, output_padding=2, dilation=1)
+    check_module(nn.ConvTranspose1d(4, 6, 3, **kw), torch.nn.ConvTranspose1d(4, 6, 3, **kw), randn(*shape),
+                 rtol=1e-4, atol=1e-4)
+
+
+def test_conv_transpose2d_output_size_and_repr():
+    e, t = nn.ConvTranspose2d(4, 6, 3, stride=2, groups=2), torch.nn.ConvTranspose2d(4, 6, 3, stride=2, groups=2)
+    assert repr(e) == repr(t)
+    assert tuple(e.weight.shape) == (4, 3, 3, 3)
+    check_module(_OutSize(e, (14, 14)), _OutSize(t, (14, 14)), randn(*X2[:2], 6, 6), rtol=1e-4, atol=1e-4)
+
+
+class _OutSize:
+    """Calls conv(x, output_size=...) for either library (plain wrapper, shares the parameters)."""
+
+    def __init__(self, conv, size):
+        self.conv, self.size = [conv], size
+
+    def __call__(self, x):
+        return self.conv[0](x, output_size=self.size)
+
+    def named_parameters(self):
+        return self.conv[0].named_parameters()
+
+    def named_buffers(self):
+        return self.conv[0].named_buffers()
+
+    def state_dict(self):
+        return self.conv[0].state_dict()
+
+    def load_state_dict(self, sd):
+        return self.conv[0].load_state_dict(sd)
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=3), dict(kernel_size=(2, 3), dilation=(2, 1), padding=1, stride=2)])
+def test_unfold_fold(kw):
+    check_module(nn.Unfold(**kw), torch.nn.Unfold(**kw), randn(*X2))
+    L = torch.nn.Unfold(**kw)(torch.zeros(X2)).shape
+    check_module(nn.Fold(X2[2:], **kw), torch.nn.Fold(X2[2:], **kw), randn(*L))
+    assert repr(nn.Fold(X2[2:], **kw)) == repr(torch.nn.Fold(X2[2:], **kw))
+
+
+@pytest.mark.parametrize("case", [
+    lambda M: M.nn.functional.conv_transpose2d(M.zeros(1, 4, 5, 5), M.zeros(3, 2, 3, 3)),
+    lambda M: M.nn.functional.conv_transpose2d(M.zeros(1, 4, 5, 5), M.zeros(4, 2, 3, 3), output_padding=1),
+    lambda M: M.nn.functional.unfold(M.zeros(1, 4, 5, 5), 6),
+    lambda M: M.nn.functional.fold(M.zeros(1, 4 * 9, 10), (5, 5), 3),
+    lambda M: M.nn.ConvTranspose2d(4, 4, 3, padding_mode="reflect"),
+])
+def test_conv_transpose_fold_errors(case):
+    _same_error(lambda: case(engine), lambda: case(torch))

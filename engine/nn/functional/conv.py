@@ -4,11 +4,11 @@ The columns are (N, C*KH*KW, OH*OW), channel-major, so groups are a free view
 (N, G, Cg*KH*KW, L) and the product with the (G, OCg, Cg*KH*KW) weight is one batched GEMM.
 Backward: grad weight and grad columns come from the GEMM's backward, grad input from col2im
 (a gather kernel, deterministic).  A 1x1 convolution with stride 1 and no padding skips im2col."""
-from ...ops.conv import Im2Col, im2col_raw
+from ...ops.conv import Col2Im, Im2Col, im2col_raw
 from ...ops.matmul import matmul
 from ...tensor import Tensor
 
-__all__ = ["conv1d", "conv2d"]
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "unfold", "fold"]
 
 
 def _tuple(v, n, name):
@@ -135,3 +135,142 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _convnd(input, weight, bias, stride, padding, dilation, groups, 2)
+
+
+def _convtnd(input, weight, bias, stride, padding, output_padding, groups, dilation, nd):
+    """Transposed convolution: columns = W^T x (one batched GEMM), then col2im onto the output grid
+    (the adjoint of conv's im2col); backward through the GEMM and im2col."""
+    name = f"conv_transpose{nd}d"
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"{name}() received an invalid combination of arguments - got "
+                        f"({type(input).__name__}, {type(weight).__name__})")
+    if input.ndim not in (nd + 1, nd + 2):
+        kind = {1: ("2D", "3D"), 2: ("3D", "4D")}[nd]
+        raise RuntimeError(f"Expected {kind[0]} (unbatched) or {kind[1]} (batched) input to {name}, but got input "
+                           f"of size: {list(input.shape)}")
+    if weight.ndim != nd + 2:
+        raise RuntimeError(f"weight should have at least three dimensions; expected {nd + 2}-dimensional weight "
+                           f"for {nd + 2}-dimensional input, but got weight of size {list(weight.shape)} instead")
+    unbatched = input.ndim == nd + 1
+    if unbatched:
+        input = input.unsqueeze(0)
+    stride = _tuple(stride, nd, "stride")
+    dilation = _tuple(dilation, nd, "dilation")
+    padding = _tuple(padding, nd, "padding")
+    opad = _tuple(output_padding, nd, "output_padding")
+    groups = int(groups)
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError("dilation should be greater than zero")
+    if any(p < 0 for p in padding):
+        raise RuntimeError("negative padding is not supported")
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    if any(o >= s and o >= d for o, s, d in zip(opad, stride, dilation)):
+        names = ("height", "width") if nd == 2 else ("width",)
+        msg = " ".join(f"output_padding_{n}: {o}" for n, o in zip(names, opad)) + " " + \
+            " ".join(f"stride_{n}: {s}" for n, s in zip(names, stride)) + " " + \
+            " ".join(f"dilation_{n}: {d}" for n, d in zip(names, dilation))
+        raise RuntimeError(f"output padding must be smaller than either stride or dilation, but got {msg}")
+    N, C = input.shape[:2]
+    wsz = list(weight.shape)
+    Cin, OCg = wsz[:2]
+    if Cin % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
+                           f"but got weight of size [{wsz}] instead")
+    if Cin != C:
+        raise RuntimeError(f"Given transposed=1, weight of size {wsz}, expected input{list(input.shape)} to have "
+                           f"{Cin} channels, but got {C} channels instead")
+    OC = OCg * groups
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != OC):
+        raise RuntimeError(f"Given transposed=1, weight of size {wsz}, expected bias to be 1-dimensional with {OC} "
+                           f"elements, but got bias of size {list(bias.shape)} instead")
+    ks = tuple(wsz[2:])
+    spatial = tuple(input.shape[2:])
+    outs = [(i - 1) * s - 2 * p + d * (k - 1) + o + 1
+            for i, s, p, d, k, o in zip(spatial, stride, padding, dilation, ks, opad)]
+    if any(o <= 0 for o in outs):
+        raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, spatial))}). Calculated output size "
+                           f"per channel: ({' x '.join(map(str, outs))}). Output size is too small")
+    if nd == 1:
+        geom = (OC, 1, outs[0], 1, spatial[0], 1, ks[0], 1, stride[0], 0, padding[0], 1, dilation[0])
+    else:
+        geom = (OC, outs[0], outs[1], spatial[0], spatial[1], ks[0], ks[1], stride[0], stride[1], padding[0],
+                padding[1], dilation[0], dilation[1])
+    L = 1
+    for i in spatial:
+        L *= i
+    Cg = C // groups
+    K = OCg
+    for k in ks:
+        K *= k
+    x = input.reshape(N, groups, Cg, L)
+    w = weight.reshape(groups, Cg, K).transpose(1, 2)                      # (G, OCg*k, Cg)
+    cols = matmul(w, x).reshape(N, OC * (K // OCg), L)                      # (N, OC*k, L)
+    out = Col2Im.apply(cols, geom, N)                                       # (N, OC, H', W')
+    if bias is not None:
+        out = out + bias.reshape(OC, 1, 1)
+    out = out.reshape((N, OC) + tuple(outs))
+    if unbatched:
+        out = out.squeeze(0)
+    return out
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    return _convtnd(input, weight, bias, stride, padding, output_padding, groups, dilation, 1)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    return _convtnd(input, weight, bias, stride, padding, output_padding, groups, dilation, 2)
+
+
+def _pair(v, name):
+    return _tuple(v, 2, name)
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """(N, C, H, W) -> (N, C*kh*kw, L) sliding blocks (im2col)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"unfold(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if input.ndim not in (3, 4):
+        raise NotImplementedError(f"Input Error: Only 3D or 4D input Tensors are supported (got {input.ndim}D)")
+    k, d, p, s = _pair(kernel_size, "kernel_size"), _pair(dilation, "dilation"), _pair(padding, "padding"), \
+        _pair(stride, "stride")
+    unb = input.ndim == 3
+    x = input.unsqueeze(0) if unb else input
+    N, C, H, W = x.shape
+    outs = [(i + 2 * pp - dd * (kk - 1) - 1) // ss + 1 for i, kk, dd, pp, ss in zip((H, W), k, d, p, s)]
+    if any(o < 1 for o in outs):
+        raise RuntimeError(f"Given input with spatial size ({H}, {W}), kernel_size={k}, dilation={d}, padding={p}, "
+                           f"calculated shape of the array of sliding blocks as ({outs[0]}, {outs[1]}), but its "
+                           f"components must be at least one.")
+    geom = (C, H, W, outs[0], outs[1], k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1])
+    out = Im2Col.apply(x, geom)
+    return out.squeeze(0) if unb else out
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """(N, C*kh*kw, L) -> (N, C, H, W), summing overlapping blocks (col2im)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"fold(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if input.ndim not in (2, 3):
+        raise NotImplementedError(f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are supported "
+                                  f"(got {input.ndim}D)")
+    o, k, d, p, s = _pair(output_size, "output_size"), _pair(kernel_size, "kernel_size"), \
+        _pair(dilation, "dilation"), _pair(padding, "padding"), _pair(stride, "stride")
+    unb = input.ndim == 2
+    x = input.unsqueeze(0) if unb else input
+    N, CK, L = x.shape
+    if CK % (k[0] * k[1]):
+        raise RuntimeError(f"Expected size of input's dimension 1 to be divisible by the product of kernel_size, "
+                           f"but got input.size(1)={CK} and kernel_size={k}")
+    blocks = [(i + 2 * pp - dd * (kk - 1) - 1) // ss + 1 for i, kk, dd, pp, ss in zip(o, k, d, p, s)]
+    if blocks[0] * blocks[1] != L:
+        raise RuntimeError(f"Given output_size={o}, kernel_size={k}, dilation={d}, padding={p}, stride={s}, "
+                           f"expected size of input's dimension 2 to match the calculated number of sliding blocks "
+                           f"{blocks[0]} * {blocks[1]} = {blocks[0] * blocks[1]}, but got input.size(2)={L}.")
+    C = CK // (k[0] * k[1])
+    geom = (C, o[0], o[1], blocks[0], blocks[1], k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1])
+    out = Col2Im.apply(x, geom, N)
+    return out.squeeze(0) if unb else out

@@ -2,12 +2,12 @@
 import math
 
 from ... import empty as _empty
-from ..functional.conv import conv1d, conv2d
+from ..functional.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d, fold, unfold
 from ..functional.padding import pad as _pad
 from ..parameter import Parameter
 from .module import Module
 
-__all__ = ["Conv1d", "Conv2d"]
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Unfold", "Fold"]
 
 
 def _ntuple(v, n):
@@ -21,8 +21,10 @@ class _ConvNd(Module):
                      "out_channels", "kernel_size"]
     _nd = 2
 
+    _transposed = False
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, padding_mode="zeros", device=None, dtype=None):
+                 bias=True, padding_mode="zeros", device=None, dtype=None, output_padding=0):
         super().__init__()
         nd = self._nd
         if groups <= 0:
@@ -52,8 +54,8 @@ class _ConvNd(Module):
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
-        self.transposed = False
-        self.output_padding = (0,) * nd
+        self.transposed = self._transposed
+        self.output_padding = _ntuple(output_padding, nd)
         self.groups = groups
         self.padding_mode = padding_mode
         if isinstance(padding, str):
@@ -71,7 +73,11 @@ class _ConvNd(Module):
             kw["dtype"] = dtype
         if device is not None:
             kw["device"] = device
-        self.weight = Parameter(_empty((out_channels, in_channels // groups) + kernel_size, **kw))
+        if self._transposed:
+            wshape = (in_channels, out_channels // groups) + kernel_size
+        else:
+            wshape = (out_channels, in_channels // groups) + kernel_size
+        self.weight = Parameter(_empty(wshape, **kw))
         if bias:
             self.bias = Parameter(_empty(out_channels, **kw))
         else:
@@ -127,3 +133,92 @@ class Conv1d(_ConvNd):
 
 class Conv2d(_ConvNd):
     _nd = 2
+
+
+class _ConvTransposeNd(_ConvNd):
+    _transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for {self.__class__.__name__}')
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype, output_padding)
+
+    def _output_padding(self, input, output_size, stride, padding, kernel_size, num_spatial_dims, dilation=None):
+        if output_size is None:
+            return self.output_padding
+        has_batch_dim = input.dim() == num_spatial_dims + 2
+        num_non_spatial_dims = 2 if has_batch_dim else 1
+        output_size = list(output_size)
+        if len(output_size) == num_non_spatial_dims + num_spatial_dims:
+            output_size = output_size[num_non_spatial_dims:]
+        if len(output_size) != num_spatial_dims:
+            raise ValueError(f"ConvTranspose{num_spatial_dims}D: for {input.dim()}D input, output_size must have "
+                             f"{num_spatial_dims} or {num_non_spatial_dims + num_spatial_dims} elements "
+                             f"(got {len(output_size)})")
+        res = []
+        for d in range(num_spatial_dims):
+            dim_size = input.size(d + num_non_spatial_dims)
+            dil = 1 if dilation is None else dilation[d]
+            mn = (dim_size - 1) * stride[d] - 2 * padding[d] + dil * (kernel_size[d] - 1) + 1
+            mx = mn + stride[d] - 1
+            if not (mn <= output_size[d] <= mx):
+                raise ValueError(f"requested an output size of {output_size}, but valid sizes range from "
+                                 f"{[(input.size(i + num_non_spatial_dims) - 1) * stride[i] - 2 * padding[i] + (1 if dilation is None else dilation[i]) * (kernel_size[i] - 1) + 1 for i in range(num_spatial_dims)]} to "
+                                 f"{[(input.size(i + num_non_spatial_dims) - 1) * stride[i] - 2 * padding[i] + (1 if dilation is None else dilation[i]) * (kernel_size[i] - 1) + stride[i] for i in range(num_spatial_dims)]} "
+                                 f"(for an input of {list(input.size())[num_non_spatial_dims:]})")
+            res.append(output_size[d] - mn)
+        return tuple(res)
+
+    def forward(self, input, output_size=None):
+        nd = self._nd
+        op = self._output_padding(input, output_size, self.stride, self.padding, self.kernel_size, nd,
+                                  self.dilation)
+        fn = conv_transpose1d if nd == 1 else conv_transpose2d
+        return fn(input, self.weight, self.bias, self.stride, self.padding, op, self.groups, self.dilation)
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    _nd = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    _nd = 2
+
+
+class Unfold(Module):
+    __constants__ = ["kernel_size", "dilation", "padding", "stride"]
+
+    def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.dilation = dilation
+        self.padding = padding
+        self.stride = stride
+
+    def forward(self, input):
+        return unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self):
+        return "kernel_size={kernel_size}, dilation={dilation}, padding={padding}, stride={stride}".format(
+            **self.__dict__)
+
+
+class Fold(Module):
+    __constants__ = ["output_size", "kernel_size", "dilation", "padding", "stride"]
+
+    def __init__(self, output_size, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.output_size = output_size
+        self.kernel_size = kernel_size
+        self.dilation = dilation
+        self.padding = padding
+        self.stride = stride
+
+    def forward(self, input):
+        return fold(input, self.output_size, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self):
+        return ("output_size={output_size}, kernel_size={kernel_size}, dilation={dilation}, padding={padding}, "
+                "stride={stride}".format(**self.__dict__))
