@@ -29,6 +29,15 @@ def test_layer_norm(affine, bias):
     check_module(ours, theirs, randn(3, 4, 6), copy=False)
 
 
+def test_layer_norm_long_rows():
+    # rows longer than 32 take the work-group kernels (one group per row)
+    ours, theirs = nn.LayerNorm(100), torch.nn.LayerNorm(100)
+    _perturb(ours, theirs)
+    check_module(ours, theirs, randn(3, 100, scale=3.0) + 5.0, copy=False)
+    check_functional(lambda a: F.layer_norm(a, (100,)), lambda a: torch.nn.functional.layer_norm(a, (100,)),
+                     randn(2, 100))
+
+
 def test_layer_norm_functional_and_noncontig():
     x = randn(5, 6)
     check_functional(lambda a, w, b: F.layer_norm(a, (6,), w, b, eps=1e-3),
@@ -56,6 +65,12 @@ def test_layer_norm_double_backward():
     ge2 = engine.autograd.grad((ge * ge).sum(), [x, w])
     gt2 = torch.autograd.grad((gt * gt).sum(), [xt, wt])
     assert_close(list(ge2), list(gt2), 1e-3, 1e-3)
+    # non-contiguous input: the second order still reaches x
+    xe = engine.tensor(randn(4, 3)).t().requires_grad_()
+    xt = torch.tensor(xe.detach().numpy()).requires_grad_()
+    ge = engine.autograd.grad((F.layer_norm(xe, (4,)) ** 3).sum(), xe, create_graph=True)[0]
+    gt = torch.autograd.grad((torch.nn.functional.layer_norm(xt, (4,)) ** 3).sum(), xt, create_graph=True)[0]
+    assert_close(engine.autograd.grad(ge.sum(), xe)[0], torch.autograd.grad(gt.sum(), xt)[0], 1e-3, 1e-3)
 
 
 def test_layer_norm_errors():
@@ -182,3 +197,17 @@ def test_instance_norm():
         torch.nn.InstanceNorm2d(3, affine=True, track_running_stats=True)
     _perturb(ours, theirs)
     _bn_steps(ours, theirs, (2, 3, 4, 4), steps=2)
+
+
+def test_layer_norm_float64_and_empty():
+    from tests.engine.helpers import fp64
+    if fp64():
+        x = randn(3, 40, dtype=np.float64)
+        check_functional(lambda a, w, b: F.layer_norm(a, (40,), w, b),
+                         lambda a, w, b: torch.nn.functional.layer_norm(a, (40,), w, b), x,
+                         randn(40, dtype=np.float64), randn(40, dtype=np.float64), rtol=1e-10, atol=1e-10)
+        xe = engine.tensor(randn(2, 5, dtype=np.float64), requires_grad=True)
+        we = engine.tensor(randn(5, dtype=np.float64), requires_grad=True)
+        assert engine.autograd.gradcheck(lambda a, w: F.layer_norm(a, (5,), w), (xe, we))
+    check_functional(lambda a: F.layer_norm(a, (6,)), lambda a: torch.nn.functional.layer_norm(a, (6,)),
+                     np.zeros((0, 6), np.float32))

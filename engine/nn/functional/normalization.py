@@ -11,6 +11,8 @@ import math
 from ... import dtypes as D
 from ...autograd import grad_mode as _gm
 from ...autograd.function import Function
+from ...ops import norm as _norm_ops
+from ...ops._core import contiguous_raw as _contig
 from ...ops.reduce import var_mean as _var_mean
 
 __all__ = ["layer_norm", "group_norm", "batch_norm", "rms_norm", "instance_norm", "normalize"]
@@ -25,41 +27,58 @@ def _sum_to_last(t, n):
 
 
 class LayerNorm(Function):
+    """One node: fused kernels (engine/ops/norm.py) for float32/float64; composite Tensor ops for
+    other dtypes and for create_graph (double backward)."""
     node_name = "NativeLayerNormBackward0"
 
     @staticmethod
     def forward(ctx, x, nd, weight, bias, eps):
         dims = tuple(range(x.dim() - nd, x.dim()))
+        ctx.nd, ctx.dims, ctx.eps = nd, dims, eps
+        K = 1
+        for n in x.shape[x.dim() - nd:]:
+            K *= n
+        ctx.K = K
+        ctx.fused = x.dtype in (D.float32, D.float64) and x.numel() > 0
+        if ctx.fused:
+            M = x.numel() // K
+            ctx.M = M
+            y, mean, rstd = _norm_ops.layer_norm_fwd(_contig(x), M, K, None if weight is None else _contig(weight),
+                                                     None if bias is None else _contig(bias), eps)
+            ctx.save_for_backward(x, weight, mean, rstd)
+            return y
         var, mean = _var_mean(x, dims, correction=0, keepdim=True)
-        rstd = (var + eps).rsqrt()
-        xhat = (x - mean) * rstd
-        y = xhat
+        y = (x - mean) * (var + eps).rsqrt()
         if weight is not None:
             y = y * weight
         if bias is not None:
             y = y + bias
-        ctx.save_for_backward(x, xhat, rstd, weight)
-        ctx.nd = nd
-        ctx.dims = dims
-        ctx.eps = eps
+        ctx.save_for_backward(x, weight, None, None)
         return y
 
     @staticmethod
     def backward(ctx, g):
-        x, xhat, rstd, weight = ctx.saved_tensors
+        x, weight, mean, rstd = ctx.saved_tensors
         need = ctx.needs_input_grad
         nd, dims = ctx.nd, ctx.dims
-        if _gm.is_grad_enabled() and x.requires_grad:  # create_graph: rebuild xhat/rstd as functions of x
-            var, mean = _var_mean(x, dims, correction=0, keepdim=True)
-            rstd = (var + ctx.eps).rsqrt()
-            xhat = (x - mean) * rstd
+        nw = weight is not None and need[2]
+        nb = len(need) > 3 and need[3]
+        if ctx.fused and not _gm.is_grad_enabled():
+            pshape = tuple(x.shape[x.dim() - nd:])
+            dx, gw, gb = _norm_ops.layer_norm_bwd(g, _contig(x), ctx.M, ctx.K, pshape,
+                                                  None if weight is None else _contig(weight), mean, rstd,
+                                                  need[0], nw, nb)
+            return dx, None, gw, gb, None
+        var, mu = _var_mean(x, dims, correction=0, keepdim=True)
+        rs = (var + ctx.eps).rsqrt()
+        xhat = (x - mu) * rs
         gx = gw = gb = None
         if need[0]:
             gh = g * weight if weight is not None else g
-            gx = rstd * (gh - gh.mean(dims, keepdim=True) - xhat * (gh * xhat).mean(dims, keepdim=True))
-        if weight is not None and need[2]:
+            gx = rs * (gh - gh.mean(dims, keepdim=True) - xhat * (gh * xhat).mean(dims, keepdim=True))
+        if nw:
             gw = _sum_to_last(g * xhat, nd)
-        if len(need) > 3 and need[3]:
+        if nb:
             gb = _sum_to_last(g, nd)
         return gx, None, gw, gb, None
 
