@@ -3,5 +3,6 @@ kernel profile.  Each widget has a deterministic plain-text repr (nbval compares
 from .graph import GraphModel, GraphView, graph_data, render_svg
 from .stepper import BackpropStepper
 from .monitor import TrainingMonitor
+from .gradflow import GradientFlow
 
-__all__ = ["GraphView", "BackpropStepper", "TrainingMonitor", "GraphModel", "graph_data", "render_svg"]
+__all__ = ["GraphView", "BackpropStepper", "TrainingMonitor", "GradientFlow", "GraphModel", "graph_data", "render_svg"]

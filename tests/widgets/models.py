@@ -97,3 +97,46 @@ class GPT(nn.Module):
         for b in self.blocks:
             x = b(x)
         return self.head(self.ln_f(x))
+
+
+class ReLU(nn.Module):
+    def forward(self, x):
+        return x.relu()
+
+
+class Tanh(nn.Module):
+    def forward(self, x):
+        return x.tanh()
+
+
+class ActMLP(nn.Module):
+    """fc1 -> ReLU -> fc2 -> Tanh -> fc3, with activation modules (for GradientFlow)."""
+
+    def __init__(self, i=4, h=8, o=3):
+        super().__init__()
+        self.fc1 = Lin(i, h)
+        self.act1 = ReLU()
+        self.fc2 = Lin(h, h)
+        self.act2 = Tanh()
+        self.fc3 = Lin(h, o)
+
+    def forward(self, x):
+        return self.fc3(self.act2(self.fc2(self.act1(self.fc1(x)))))
+
+
+class PlainSGD:
+    """A minimal optimizer without step hooks (GradientFlow wraps its step)."""
+
+    def __init__(self, params, lr=0.1):
+        self.params = list(params)
+        self.lr = lr
+
+    def step(self):
+        with engine.no_grad():
+            for p in self.params:
+                if p.grad is not None:
+                    p.sub_(p.grad * self.lr)
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
