@@ -682,7 +682,9 @@ def _load_torch_zip(data, path, map_location):
     loader = _TorchZipLoader(zf, prefix, path, map_location)
     try:
         pkl = zf.read(pkls[0])
-        return _TorchUnpickler(io.BytesIO(pkl), loader).load()
+        obj = _TorchUnpickler(io.BytesIO(pkl), loader).load()
+        _check_tensors(obj, path)
+        return obj
     except _LoadError:
         raise
     except pickle.UnpicklingError as ex:
@@ -695,6 +697,34 @@ def _load_torch_zip(data, path, map_location):
     except (TypeError, ValueError, AttributeError, IndexError, KeyError) as ex:
         raise RuntimeError(f"engine.load: {path}: unexpected content in the PyTorch archive "
                            f"({type(ex).__name__}: {ex})") from None
+
+
+def _check_tensors(obj, path, depth=0):
+    """Pickle BUILD opcodes can overwrite instance attributes: make sure every loaded tensor still
+    describes memory inside its storage (so nothing reads out of bounds later)."""
+    D, Tensor, Size, _, _, _ = _lazy()
+    if depth > 200:
+        return
+    if isinstance(obj, Tensor):
+        from .runtime.memory import Storage
+        ok = (isinstance(obj._storage, Storage) and isinstance(obj._shape, Size) and isinstance(obj._strides, tuple)
+              and type(obj._offset) is int and isinstance(obj.dtype, D.dtype) and len(obj._shape) == len(obj._strides)
+              and all(type(v) is int and v >= 0 for v in (*obj._shape, *obj._strides)))
+        if ok and obj.numel():
+            hi = obj._offset + sum((n - 1) * st for n, st in zip(obj._shape, obj._strides)) + 1
+            ok = obj._offset >= 0 and hi * obj.dtype.itemsize <= obj._storage.size
+        if not ok:
+            raise _LoadError(f"engine.load: {path}: a tensor in the archive has an inconsistent layout (tampered?)")
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_tensors(k, path, depth + 1)
+            _check_tensors(v, path, depth + 1)
+        for v in getattr(obj, "__dict__", {}).values():
+            _check_tensors(v, path, depth + 1)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for v in obj:
+            _check_tensors(v, path, depth + 1)
 
 
 def zlib_error():

@@ -315,6 +315,21 @@ def test_malicious_pickle_refused(kind, tmp_path):
     assert not marker.exists()
 
 
+def test_tampered_tensor_layout_refused(tmp_path):
+    """A BUILD opcode appended to data.pkl overwrites the rebuilt tensor's offset: refused, no OOB read."""
+    torch.save(torch.ones(4), tmp_path / "ok.pt")
+    state = pickle.dumps((None, {"_offset": 10 ** 9}), protocol=2)[2:-1]  # slot state: setattr
+    with zipfile.ZipFile(tmp_path / "ok.pt") as src, zipfile.ZipFile(tmp_path / "bad.pt", "w") as dst:
+        for n in src.namelist():
+            d = src.read(n)
+            if n.endswith("data.pkl"):
+                assert d.endswith(b".")
+                d = d[:-1] + state + b"b."
+            dst.writestr(n, d)
+    with pytest.raises(RuntimeError, match="inconsistent layout"):
+        engine.load(tmp_path / "bad.pt")
+
+
 def test_corrupt_and_truncated_files(tmp_path):
     obj = {"w": engine.randn(64, 64), "b": engine.arange(10)}
     engine.save(obj, tmp_path / "good.pt")
