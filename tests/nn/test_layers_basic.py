@@ -74,7 +74,8 @@ ACTS = [("ReLU", (), {}), ("ReLU6", (), {}), ("LeakyReLU", (), {}), ("LeakyReLU"
         ("Sigmoid", (), {}), ("Hardtanh", (), {}), ("Hardtanh", (-0.5, 2.0), {}), ("Softplus", (), {}),
         ("Softplus", (2.0, 1.0), {}), ("Softmax", (1,), {}), ("LogSoftmax", (-1,), {}), ("Softmin", (0,), {}),
         ("Hardsigmoid", (), {}), ("Hardswish", (), {}), ("Softsign", (), {}), ("Tanhshrink", (), {}),
-        ("LogSigmoid", (), {}), ("Threshold", (0.1, 20.0), {}), ("PReLU", (), {})]
+        ("LogSigmoid", (), {}), ("Threshold", (0.1, 20.0), {}), ("PReLU", (), {}), ("GLU", (), {}),
+        ("GLU", (1,), {}), ("Hardshrink", (), {}), ("Softshrink", (0.3,), {}), ("Softmax2d", (), {})]
 
 
 @pytest.mark.parametrize("name,args,kw", ACTS, ids=[f"{a[0]}{a[1]}{a[2]}" for a in ACTS])
@@ -127,6 +128,24 @@ def test_functional_activations(name, kw):
     # non-contiguous (transposed view) inputs
     check_op(lambda T, x: getattr(T.nn.functional, name)(x, **kw), randn(4, 3, scale=3.0), noncontig=True,
              rtol=1e-5, atol=1e-5)
+
+
+def test_glu_odd_dim_error():
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.glu(torch.ones(3, 5))
+    with pytest.raises(RuntimeError):
+        F.glu(engine.ones(3, 5))
+
+
+def test_embedding_noncontig_index_and_dropout_noncontig_input():
+    idx = np.array([[0, 1, 2], [3, 4, 0]], dtype=np.int64)
+    w = randn(5, 3)
+    ie = engine.tensor(np.ascontiguousarray(idx.T)).t()
+    assert not ie.is_contiguous()
+    assert_close(F.embedding(ie, engine.tensor(w)), torch.nn.functional.embedding(torch.tensor(idx), torch.tensor(w)))
+    x = engine.ones(6, 4).t()
+    y = F.dropout(x, 0.5)
+    assert y.shape == (4, 6) and set(np.unique(y.numpy()).tolist()) <= {0.0, 2.0}
 
 
 def test_functional_inplace_variants():

@@ -9,7 +9,8 @@ from ...tensor import Tensor
 
 __all__ = ["relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu", "elu_", "selu", "celu", "gelu", "silu",
            "mish", "tanh", "sigmoid", "hardtanh", "hardtanh_", "softplus", "softsign", "tanhshrink", "threshold",
-           "threshold_", "prelu", "logsigmoid", "hardsigmoid", "hardswish", "softmax", "log_softmax", "softmin"]
+           "threshold_", "prelu", "logsigmoid", "hardsigmoid", "hardswish", "softmax", "log_softmax", "softmin", "glu", "hardshrink",
+           "softshrink"]
 
 
 def _ip(fn, input, *args):
@@ -161,6 +162,26 @@ def _hardswish(x):
 
 def hardswish(input, inplace=False):
     return _ip(_hardswish, input) if inplace else _hardswish(input)
+
+
+def glu(input, dim=-1):
+    if input.dim() == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    n = input.shape[dim]
+    if n % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {dim % input.dim()} is size {n}")
+    a, b = input.chunk(2, dim)
+    return a * _P.sigmoid(b)
+
+
+def hardshrink(input, lambd=0.5):
+    return _P.where((input > lambd) | (input < -lambd), input, 0.0)
+
+
+def softshrink(input, lambd=0.5):
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    return _P.where(input > lambd, input - lambd, _P.where(input < -lambd, input + lambd, 0.0))
 
 
 def _get_softmax_dim(name, ndim, stacklevel=3):

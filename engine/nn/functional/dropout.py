@@ -13,7 +13,7 @@ __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "feature_alpha_drop
 
 class _MaskScale(Function):
     """x * mask * scale (mask a broadcastable uint8 0/1 tensor); its own derivative."""
-    node_name = "NativeDropoutBackward0"
+    node_name = "MulBackward0"
 
     @staticmethod
     def forward(ctx, x, mask, scale):

@@ -47,6 +47,10 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
+class NonDynamicallyQuantizableLinear(Linear):
+    """torch's marker subclass (MultiheadAttention.out_proj uses it); behaves as Linear."""
+
+
 class Bilinear(Module):
     __constants__ = ["in1_features", "in2_features", "out_features"]
 
