@@ -98,6 +98,15 @@ class Optimizer:
                 setattr(self, k, OrderedDict())
         self._patch_step_function()
         self.defaults.setdefault("differentiable", False)
+        # an old-format 'step' (a Python number) becomes torch's float32 scalar tensor
+        for group in self.param_groups:
+            for p in group["params"]:
+                st = self.state.get(p) if hasattr(self.state, "get") else None
+                if st and "step" in st and not isinstance(st["step"], Tensor):
+                    from .. import float32, tensor
+                    v = float(st["step"])
+                    st["step"] = tensor(v, dtype=float32, device=p.device)
+                    st["step"]._host_step = int(v)
 
     def __repr__(self):
         format_string = self.__class__.__name__ + " ("

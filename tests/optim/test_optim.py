@@ -463,3 +463,41 @@ def test_many_params_chunked_launches(name, kwargs):
     n_launch = len([r for r in recs if r[0].startswith("optim_")])
     ks = {k[-1] for k in ep[0]._storage.device.programs.kernels if k[0] == "optim" and k[1] == name.lower()}
     assert any(n_launch == -(-len(shapes) // K) for K in ks) and n_launch < len(shapes), (n_launch, ks)
+
+
+def test_strided_and_expanded_grads():
+    ep, tp = _params([(3, 4), (4,)], noncontig=False)
+    eo, to = engine.optim.Adam(ep, lr=0.1), torch.optim.Adam(tp, lr=0.1)
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        g = rng.normal(size=(4, 3)).astype(np.float32)
+        ep[0].grad, tp[0].grad = engine.tensor(g).t(), torch.tensor(g).t()
+        v = rng.normal(size=(1,)).astype(np.float32)
+        ep[1].grad, tp[1].grad = engine.tensor(v).expand(4), torch.tensor(v).expand(4)
+        eo.step()
+        to.step()
+    _close(ep, tp)
+    _close_state(eo, to)
+
+
+def test_old_format_float_step():
+    ep, tp = _params([(3,)], noncontig=False)
+    eo, to = engine.optim.Adam(ep, lr=0.1), torch.optim.Adam(tp, lr=0.1)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        _inject(ep, tp, _grads(rng, tp))
+        eo.step()
+        to.step()
+    sd = eo.state_dict()
+    sd["state"][0]["step"] = 3.0  # a pre-1.12 checkpoint stored a Python number
+    eo2 = engine.optim.Adam([engine.nn.Parameter(ep[0].detach().clone())], lr=0.1)
+    eo2.load_state_dict(sd)
+    st = eo2.state_dict()["state"][0]["step"]
+    assert isinstance(st, engine.Tensor) and st.dtype == engine.float32 and float(st) == 3.0
+    p2 = eo2.param_groups[0]["params"]
+    for _ in range(3):
+        g = _grads(rng, tp)
+        _inject(p2, tp, g)
+        eo2.step()
+        to.step()
+    _close(p2, tp)
