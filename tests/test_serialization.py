@@ -2,7 +2,6 @@
 corrupt/truncated files and atomic writes."""
 import collections
 import io
-import json
 import os
 import pathlib
 import pickle

@@ -3,8 +3,8 @@
 `num_workers > 0` is accepted and runs in this process (OpenCL contexts don't survive fork, and
 every op already runs asynchronously on the device); `worker_init_fn(0)` is called once per
 iterator and `get_worker_info()` then describes that single in-process worker.
-Batches of a plain TensorDataset (or Subsets of one, e.g. from random_split) with the default collate_fn are gathered with one index_select
-per tensor instead of indexing sample by sample."""
+Batches of a plain TensorDataset (or Subsets of one, e.g. from random_split) with the default
+collate_fn are gathered with one index_select per tensor instead of indexing sample by sample."""
 import math
 import numbers
 import warnings
