@@ -14,7 +14,11 @@ import numpy as np
 
 from .launch import launch, round_up
 
-_ACC = {"half": "float", "float": "float", "double": "double"}
+_ACC = {"half": "float", "float": "float", "double": "double", "long": "long", "int": "long", "short": "long",
+        "char": "long", "uchar": "long"}
+_LOWEST = {"half": "-INFINITY", "float": "-INFINITY", "double": "-INFINITY", "long": "LONG_MIN", "int": "INT_MIN",
+           "short": "SHRT_MIN", "char": "CHAR_MIN", "uchar": "0"}
+_FLOAT = ("half", "float", "double")
 
 
 def _head(ct):
@@ -121,7 +125,7 @@ __kernel void pool_fwd(__global {ct}* out, __global long* idx, __global const {c
         body = f"""
     while (hs < 0) {{ hs += hd; hn -= 1; }}
     while (ws < 0) {{ ws += wd; wn -= 1; }}
-    {acc} best = -INFINITY;
+    {acc} best = {_LOWEST[ct]};
     long bi = (long)hs * W + ws;
     for ({I} i = 0; i < hn; ++i) {{
         {I} h = hs + i * hd;
@@ -130,7 +134,7 @@ __kernel void pool_fwd(__global {ct}* out, __global long* idx, __global const {c
             {I} w = ws + j * wd;
             if (w >= W) break;
             {acc} v = ({acc})p[h * sh + w * sw];
-            if (v > best || isnan(v)) {{ best = v; bi = (long)h * W + w; }}
+            if (v > best{" || isnan(v)" if ct in _FLOAT else ""}) {{ best = v; bi = (long)h * W + w; }}
         }}
     }}
     out[gid] = ({ct})best;

@@ -291,3 +291,14 @@ def test_unfold_fold(kw):
 ])
 def test_conv_transpose_fold_errors(case):
     _same_error(lambda: case(engine), lambda: case(torch))
+
+
+@pytest.mark.parametrize("case", [
+    lambda M: M.nn.functional.conv2d(M.zeros(1, 3, 5, 5, dtype=M.float64), M.zeros(8, 3, 3, 3)),
+    lambda M: M.nn.functional.conv2d(M.zeros(1, 3, 5, 5), M.zeros(8, 3, 3, 3), M.zeros(8, dtype=M.float64)),
+    lambda M: M.nn.functional.conv2d(M.zeros(1, 3, 5, 5), M.zeros(8, 3, 3, 3, dtype=M.float64)),
+])
+def test_conv_dtype_errors(case):
+    if not fp64():
+        pytest.skip("device has no fp64")
+    _same_error(lambda: case(engine), lambda: case(torch))

@@ -194,3 +194,24 @@ def _same_error(fe, ft):
 ])
 def test_pool_errors(case):
     _same_error(lambda: case(engine), lambda: case(torch))
+
+
+def test_pool_integer_input():
+    x = np.random.default_rng(5).integers(-50, 50, X2).astype(np.int64)
+    for fn, kw in [("max_pool2d", dict(kernel_size=3, stride=2, padding=1)), ("avg_pool2d", dict(kernel_size=2)),
+                   ("avg_pool1d", dict(kernel_size=3))]:
+        if fn.endswith("1d"):
+            x = x[0]
+        e = getattr(F, fn)(engine.tensor(x), **kw)
+        t = getattr(torch.nn.functional, fn)(torch.tensor(x), **kw)
+        assert_close(e, t, msg=fn)
+
+
+@pytest.mark.parametrize("case", [
+    lambda M: M.nn.functional.adaptive_max_pool2d(M.ones(1, 3, 5, 5, dtype=M.int64), 2),
+    lambda M: M.nn.functional.adaptive_avg_pool1d(M.ones(1, 3, 5, dtype=M.int64), 2),
+    lambda M: M.nn.functional.max_pool1d(M.ones(1, 3, 5, dtype=M.int64), 2),
+    lambda M: M.nn.functional.max_pool2d(M.ones(1, 3, 5, 5, dtype=M.bool), 2),
+])
+def test_pool_dtype_errors(case):
+    _same_error(lambda: case(engine), lambda: case(torch))

@@ -41,6 +41,24 @@ def _conv_padding(padding, stride, dilation, ks, nd):
     return [(a, a) for a in p]
 
 
+_SNAME = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16", "int64": "Long",
+          "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+_CNAME = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int", "int32": "int"}
+
+
+def _dname(t):
+    return str(t.dtype).split(".")[-1]
+
+
+def _check_types(input, weight, bias):
+    if input.dtype != weight.dtype:
+        raise RuntimeError(f"expected scalar type {_SNAME.get(_dname(input), _dname(input))} but found "
+                           f"{_SNAME.get(_dname(weight), _dname(weight))}")
+    if bias is not None and bias.dtype != input.dtype:
+        raise RuntimeError(f"Input type ({_CNAME.get(_dname(input), _dname(input))}) and bias type "
+                           f"({_CNAME.get(_dname(bias), _dname(bias))}) should be the same")
+
+
 def _convnd(input, weight, bias, stride, padding, dilation, groups, nd):
     name = f"conv{nd}d"
     if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
@@ -81,9 +99,7 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, nd):
     if bias is not None and (bias.ndim != 1 or bias.shape[0] != OC):
         raise RuntimeError(f"Given weight of size {wsz}, expected bias to be 1-dimensional with {OC} elements, "
                            f"but got bias of size {list(bias.shape)} instead")
-    if input.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
-        other = bias if input.dtype == weight.dtype else input
-        raise RuntimeError(f"Input type ({other.dtype}) and weight type ({weight.dtype}) should be the same")
+    _check_types(input, weight, bias)
     spatial = tuple(input.shape[2:])
     padded = [s + a + b for s, (a, b) in zip(spatial, pads)]
     eff = [d * (k - 1) + 1 for d, k in zip(dilation, ks)]
@@ -186,6 +202,7 @@ def _convtnd(input, weight, bias, stride, padding, output_padding, groups, dilat
     if bias is not None and (bias.ndim != 1 or bias.shape[0] != OC):
         raise RuntimeError(f"Given transposed=1, weight of size {wsz}, expected bias to be 1-dimensional with {OC} "
                            f"elements, but got bias of size {list(bias.shape)} instead")
+    _check_types(input, weight, bias)
     ks = tuple(wsz[2:])
     spatial = tuple(input.shape[2:])
     outs = [(i - 1) * s - 2 * p + d * (k - 1) + o + 1

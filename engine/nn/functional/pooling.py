@@ -1,6 +1,7 @@
 """pooling functionals: one OpenCL kernel per forward (max: values + indices; avg; adaptive
 windows) and a gather kernel per backward (engine/ops/conv.py).  1-D pooling is 2-D with H = 1."""
 from ...ops.conv import AvgPool, MaxPool
+from ...dtypes import bool_ as _bool
 from ...tensor import Tensor
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices",
@@ -21,6 +22,15 @@ def _out_size(i, k, p, s, d, ceil):
     if ceil and (o - 1) * s >= i + p:
         o -= 1
     return o
+
+
+_SNAME = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16", "int64": "Long",
+          "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def _not_impl(name, x):
+    d = str(x.dtype).split(".")[-1]
+    raise NotImplementedError(f'"{name}" not implemented for \'{_SNAME.get(d, d)}\'')
 
 
 def _batch(x, nd, name):
@@ -83,6 +93,8 @@ def _pool_geom(x4, nd, kernel_size, stride, padding, dilation, ceil_mode, name):
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     name = f"max_pool{nd}d"
     x4, unb = _batch(input, nd, name)
+    if x4.dtype is _bool or (nd == 1 and not x4.dtype.is_floating_point):
+        _not_impl("max_pool1d_impl" if nd == 1 else name, x4)
     geom = _pool_geom(x4, nd, kernel_size, stride, padding, dilation, ceil_mode, name)
     out, idx = MaxPool.apply(x4, geom, False)
     out = _unbatch(out, nd, unb)
@@ -112,6 +124,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     name = f"avg_pool{nd}d"
     x4, unb = _batch(input, nd, name)
+    if x4.dtype is _bool:
+        _not_impl(name, x4)
     if divisor_override is not None and nd == 2 and int(divisor_override) == 0:
         raise RuntimeError("divisor must be not zero")
     geom = _pool_geom(x4, nd, kernel_size, stride, padding, 1, ceil_mode, name)
@@ -150,6 +164,8 @@ def _adaptive_geom(x, nd, output_size, name):
     if any(o < 0 for o in osz):
         raise RuntimeError(f"{name}: elements of output_size must be greater than or equal to 0 but received "
                            f"{list(osz)}")
+    if not x.dtype.is_floating_point:
+        _not_impl(name[:-2] + "2d", x)
     unb = x.ndim == nd + 1
     x4 = x.unsqueeze(0) if unb else x
     if nd == 1:
