@@ -1,11 +1,9 @@
 """activation functionals (torch.nn.functional): thin wrappers over engine's fused elementwise ops."""
 import warnings
 
-from ... import ops as _ops  # noqa: F401  (binds Tensor methods)
 from ...ops import pointwise as _P
 from ...ops import softmax as _S
 from ...ops.convert import inplace as _inplace
-from ...tensor import Tensor
 
 __all__ = ["relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu", "elu_", "selu", "celu", "gelu", "silu",
            "mish", "tanh", "sigmoid", "hardtanh", "hardtanh_", "softplus", "softsign", "tanhshrink", "threshold",
@@ -209,5 +207,3 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None):
         input = input.to(dtype)
     return _S.softmax(-input, dim)
 
-
-del Tensor

@@ -1,6 +1,5 @@
 """activation modules (torch.nn.modules.activation)."""
 from ...ops.creation import empty as _empty
-from .. import functional as F
 from ..functional import activation as _A
 from ..parameter import Parameter
 from .module import Module
@@ -310,5 +309,3 @@ class Softshrink(Hardshrink):
     def extra_repr(self):
         return str(self.lambd)
 
-
-del F

@@ -1,6 +1,4 @@
 """Gradient clipping (torch.nn.utils.clip_grad): totals stay on the device (no host sync)."""
-import math
-
 from ...autograd import no_grad
 from ...ops.creation import tensor as _tensor
 from ...ops.pointwise import clamp as _clamp, isinf as _isinf, isnan as _isnan, logical_or as _lor
@@ -74,5 +72,3 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
             if p.grad is not None:
                 p.grad.clamp_(min=-clip_value, max=clip_value)
 
-
-del math
