@@ -159,16 +159,20 @@ class BackpropStepper(anywidget.AnyWidget):
         return self.steps[self.index] if self.steps else {}
 
     def goto(self, i):
-        n = len(self.steps)
-        if n:
-            self.index = max(0, min(int(i) if i >= 0 else n + int(i), n - 1))
+        """Go to step i (negative counts from the end, as for lists); returns .current."""
+        i = int(i)
+        return self._set(i if i >= 0 else len(self.steps) + i)
+
+    def _set(self, i):
+        if self.steps:
+            self.index = max(0, min(i, len(self.steps) - 1))
         return self.current
 
     def step(self):
-        return self.goto(self.index + 1)
+        return self._set(self.index + 1)
 
     def back(self):
-        return self.goto(self.index - 1)
+        return self._set(self.index - 1)
 
     @property
     def order(self):
