@@ -12,7 +12,7 @@ trajectories agree with torch to float32 rounding.
 import numpy as np
 
 from ..runtime.launch import launch, round_up
-from ..runtime.elementwise import contiguous_strides
+from ..runtime.elementwise import cstrides
 
 _NP = {"float": np.float32, "double": np.float64, "half": np.float16}
 
@@ -79,6 +79,50 @@ def _body(kind, flags):
         L.append("sum = sum + (T)1 * g * g;")
         L.append("T std_ = sqrt(sum) + eps;")
         L.append("p = p + neg_clr * g / std_;")
+    elif kind == "adadelta":
+        bufs = ["square_avg", "acc_delta"]
+        scal = ["wd", "rho", "c", "eps", "neg_lr"]
+        if f["wd"]:
+            L.append("g = fma(p, wd, g);")
+        L.append("square_avg = square_avg * rho;")
+        L.append("square_avg = square_avg + c * g * g;")
+        L.append("T std_ = sqrt(square_avg + eps);")
+        L.append("T delta = sqrt(acc_delta + eps);")
+        L.append("delta = delta / std_;")
+        L.append("delta = delta * g;")
+        L.append("acc_delta = acc_delta * rho;")
+        L.append("acc_delta = acc_delta + c * delta * delta;")
+        L.append("p = fma(delta, neg_lr, p);")
+    elif kind == "adamax":
+        bufs = ["exp_avg", "exp_inf"]
+        scal = ["wd", "w1", "beta2", "eps", "neg_clr"]
+        if f["wd"]:
+            L.append("g = fma(p, wd, g);")
+        L.append("exp_avg = " + _lerp("exp_avg", "g", "w1") + ";")
+        L.append("exp_inf = fmax(exp_inf * beta2, fabs(g) + eps);")
+        L.append("p = p + neg_clr * exp_avg / exp_inf;")
+    elif kind == "radam":
+        bufs = ["exp_avg", "exp_avg_sq"]
+        scal = ["wd", "decay", "w1", "beta2", "c2", "eps", "lr", "bc1", "bc2_sqrt", "rect", "use_rect"]
+        if f["wd"]:
+            L.append("p = p * decay;" if f["decoupled"] else "g = fma(p, wd, g);")
+        L.append("exp_avg = " + _lerp("exp_avg", "g", "w1") + ";")
+        L.append("exp_avg_sq = exp_avg_sq * beta2;")
+        L.append("exp_avg_sq = exp_avg_sq + c2 * g * g;")
+        L.append("T upd = exp_avg / bc1 * lr;")
+        L.append("if (use_rect) upd = upd * (bc2_sqrt / (sqrt(exp_avg_sq) + eps)) * rect;")
+        L.append("p = p - upd;")
+    elif kind == "nadam":
+        bufs = ["exp_avg", "exp_avg_sq"]
+        scal = ["wd", "decay", "w1", "beta2", "c2", "eps", "bc2", "cg", "cm"]
+        if f["wd"]:
+            L.append("p = p * decay;" if f["decoupled"] else "g = fma(p, wd, g);")
+        L.append("exp_avg = " + _lerp("exp_avg", "g", "w1") + ";")
+        L.append("exp_avg_sq = exp_avg_sq * beta2;")
+        L.append("exp_avg_sq = exp_avg_sq + c2 * g * g;")
+        L.append("T denom = sqrt(exp_avg_sq / bc2) + eps;")
+        L.append("p = p + cg * g / denom;")
+        L.append("p = p + cm * exp_avg / denom;")
     else:
         raise ValueError(kind)
     return bufs, scal, L
@@ -86,20 +130,39 @@ def _body(kind, flags):
 
 # Per-parameter scalars (they depend on that parameter's step count); the rest are shared
 # by every parameter of a launch.
-PER_SLOT = {"sgd": ["first"], "adam": ["bc2_sqrt", "neg_step_size"], "rmsprop": [], "adagrad": ["neg_clr"]}
+PER_SLOT = {"sgd": ["first"], "adam": ["bc2_sqrt", "neg_step_size"], "rmsprop": [], "adagrad": ["neg_clr"],
+            "adadelta": [], "adamax": ["neg_clr"], "radam": ["bc1", "bc2_sqrt", "rect", "use_rect"],
+            "nadam": ["bc2", "cg", "cm"]}
+INT_SCALARS = ("first", "use_rect")
+# float32 scalar state tensors that work-item 0 of each slot sets (torch keeps them as tensors)
+SCALAR_STATES = {"sgd": [], "nadam": ["step", "mu_product"]}
+
+
+def scalar_states(kind):
+    return SCALAR_STATES.get(kind, ["step"])
 _ARG_BUDGET = 1024  # CL_DEVICE_MAX_PARAMETER_SIZE's guaranteed minimum, in bytes
+
+
+_K_CACHE = {}
 
 
 def slots_per_launch(kind, flags, ct, idx_t, has_step):
     """How many parameter tensors one launch takes: as many as fit the argument budget (a
     function of the variant only, so still one program per variant and dtype)."""
+    key = (kind, tuple(sorted(dict(flags).items())), ct, idx_t, has_step)
+    k = _K_CACHE.get(key)
+    if k is None:
+        k = _K_CACHE[key] = _slots(kind, flags, ct, idx_t, has_step)
+    return k
+
+
+def _slots(kind, flags, ct, idx_t, has_step):
     bufs, scal, _ = _body(kind, dict(flags))
     per = PER_SLOT[kind]
     isz = 8 if idx_t == "long" else 4
     tsz = 8 if ct == "double" else 4
-    slot = (2 + len(bufs)) * (8 + isz) + 2 * isz + sum(4 if s == "first" else tsz for s in per)
-    if has_step:
-        slot += 8 + isz + 4
+    slot = (2 + len(bufs)) * (8 + isz) + 2 * isz + sum(4 if s in INT_SCALARS else tsz for s in per)
+    slot += len(scalar_states(kind)) * (8 + isz + 4)
     shared = sum(tsz for s in scal if s not in per)
     return max(1, min(8, (_ARG_BUDGET - shared - 64) // slot))
 
@@ -111,15 +174,16 @@ def gen_source(kind, flags, ct, idx_t, has_step, K):
     f = dict(flags)
     per = PER_SLOT[kind]
     shared = [s for s in scal if s not in per]
+    sst = scalar_states(kind) if has_step else []
     params = []
     for k in range(K):
         params.append(f"__global {ct}* p{k}, {idx_t} p{k}_off, __global const {ct}* g{k}, {idx_t} g{k}_off")
         params += [f"__global {ct}* {b}{k}, {idx_t} {b}{k}_off" for b in bufs]
-        if has_step:
-            params.append(f"__global float* st{k}, {idx_t} st{k}_off, float stv{k}")
+        for ss in sst:
+            params.append(f"__global float* {ss}{k}, {idx_t} {ss}{k}_off, float {ss}v{k}")
         params.append(f"{idx_t} n{k}, {idx_t} end{k}")
-        params += [("int " if s == "first" else "T ") + f"{s}{k}" for s in per]
-    params += [("int " if s == "first" else "T ") + s for s in shared]
+        params += [("int " if s in INT_SCALARS else "T ") + f"{s}{k}" for s in per]
+    params += [("int " if s in INT_SCALARS else "T ") + s for s in shared]
     pre = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if ct == "double" else ""
     pre += "#pragma OPENCL FP_CONTRACT OFF\n"
     lines = [pre + f"#define T {ct}",
@@ -128,7 +192,7 @@ def gen_source(kind, flags, ct, idx_t, has_step, K):
              f"    {idx_t} i, n;",
              f"    __global {ct}* P; __global const {ct}* G;"]
     lines += [f"    __global {ct}* S_{b};" for b in bufs]
-    lines += [("    int " if s == "first" else "    T ") + s + ";" for s in per]
+    lines += [("    int " if s in INT_SCALARS else "    T ") + s + ";" for s in per]
     for k in range(K):
         cond = f"if (gid < end{k})" if k == 0 else f"else if (gid < end{k})"
         lines.append(f"    {cond} {{")
@@ -136,8 +200,8 @@ def gen_source(kind, flags, ct, idx_t, has_step, K):
         lines.append(f"        P = p{k} + p{k}_off; G = g{k} + g{k}_off;")
         lines += [f"        S_{b} = {b}{k} + {b}{k}_off;" for b in bufs]
         lines += [f"        {s} = {s}{k};" for s in per]
-        if has_step:
-            lines.append(f"        if (i == 0) st{k}[st{k}_off] = stv{k};")
+        for ss in sst:
+            lines.append(f"        if (i == 0) {ss}{k}[{ss}{k}_off] = {ss}v{k};")
         lines.append("    }")
     lines.append("    else return;")
     lines.append("    if (i >= n) return;")
@@ -152,12 +216,12 @@ def gen_source(kind, flags, ct, idx_t, has_step, K):
 
 
 def _dense(t):
-    return t._strides == contiguous_strides(t._shape) or t.numel() <= 1
+    return t._strides == cstrides(t._shape) or t.numel() <= 1
 
 
 def _prep(item):
     """Contiguous stand-ins for a strided param (updated, then written back) or grad."""
-    p, g, states, step, step_val, per = item
+    p, g, states, sstates, per = item
     tmp = None
     if not _dense(p):
         tmp = p.contiguous()
@@ -166,33 +230,34 @@ def _prep(item):
     for s in states:
         if not _dense(s):
             raise RuntimeError("optimizer state tensors must be contiguous")
-    return (tmp if tmp is not None else p, g, states, step, step_val, per), tmp
+    return (tmp if tmp is not None else p, g, states, sstates, per), tmp
 
 
 def fused_step(kind, flags, items, shared):
     """Update every parameter in `items` in place with its gradient and state buffers.
 
-    items: [(param, grad, [state tensors in the variant's order], step tensor or None,
-    step value, {per-parameter scalar: value})]; shared: {scalar name: value} for all.
-    Parameters are launched together, `slots_per_launch` at a time, per device and dtype."""
+    items: [(param, grad, [state tensors in the variant's order], [(scalar state tensor,
+    new value)] in scalar_states(kind) order, {per-parameter scalar: value})];
+    shared: {scalar name: value} for all.  Parameters are launched together,
+    `slots_per_launch` at a time, per device and dtype."""
     if not items:
         return
     flags = tuple(sorted(flags.items()))
+    has_step = bool(scalar_states(kind))
     by = {}
     for it in items:
         by.setdefault((it[0]._storage.device, it[0].dtype), []).append(it)
     for (dev, dtype), its in by.items():
-        has_step = its[0][3] is not None
         ct = dtype.ctype
         prepped = [_prep(it) for it in its]
         big = any(max([p._storage.size, g._storage.size] + [s._storage.size for s in st]) >= 2**31
-                  for (p, g, st, _, _, _), _t in prepped)
+                  for (p, g, st, _, _), _t in prepped)
         idx_t = "long" if big else "int"
         K = slots_per_launch(kind, flags, ct, idx_t, has_step)
         key = ("optim", kind, flags, ct, idx_t, has_step, K)
         knl = dev.programs.kernel(key, lambda: gen_source(kind, flags, ct, idx_t, has_step, K))
         for c in range(0, len(prepped), K):
-            _launch_chunk(dev, knl, kind, flags, ct, idx_t, has_step, K, [x[0] for x in prepped[c:c + K]], shared)
+            _launch_chunk(dev, knl, kind, flags, ct, idx_t, K, [x[0] for x in prepped[c:c + K]], shared)
         for (it, (_, tmp)) in zip(its, prepped):
             p = it[0]
             if tmp is not None:
@@ -201,11 +266,11 @@ def fused_step(kind, flags, items, shared):
             p._storage.version += 1
             for s in it[2]:
                 s._storage.version += 1
-            if it[3] is not None:
-                it[3]._storage.version += 1
+            for s, _v in it[3]:
+                s._storage.version += 1
 
 
-def _launch_chunk(dev, knl, kind, flags, ct, idx_t, has_step, K, chunk, shared):
+def _launch_chunk(dev, knl, kind, flags, ct, idx_t, K, chunk, shared):
     bufs, scal, _ = _body(kind, dict(flags))
     per = PER_SLOT[kind]
     npt = _NP[ct]
@@ -213,17 +278,17 @@ def _launch_chunk(dev, knl, kind, flags, ct, idx_t, has_step, K, chunk, shared):
     args = []
     end = 0
     for k in range(K):
-        p, g, states, step, step_val, pscal = chunk[min(k, len(chunk) - 1)]
+        p, g, states, sstates, pscal = chunk[min(k, len(chunk) - 1)]
         n = p.numel() if k < len(chunk) else 0
         if k < len(chunk):
             end += max(n, 1)  # an empty tensor still owns one work-item (it sets 'step')
         args += [p._storage.buf, it(p._offset), g._storage.buf, it(g._offset)]
         for s in states:
             args += [s._storage.buf, it(s._offset)]
-        if has_step:
-            args += [step._storage.buf, it(step._offset), np.float32(step_val)]
+        for s, v in sstates:
+            args += [s._storage.buf, it(s._offset), np.float32(v)]
         args += [it(n), it(end)]
-        args += [np.int32(pscal[s]) if s == "first" else npt(pscal[s]) for s in per]
-    args += [npt(shared.get(s, 0.0)) for s in scal if s not in per]
+        args += [np.int32(pscal[s]) if s in INT_SCALARS else npt(pscal[s]) for s in per]
+    args += [np.int32(shared[s]) if s in INT_SCALARS else npt(shared.get(s, 0.0)) for s in scal if s not in per]
     wg = dev.wg
     launch(dev, knl, (round_up(end, wg),), (wg,), args, "optim_" + kind)

@@ -60,6 +60,6 @@ class Adagrad(Optimizer):
                 state = self.state[p]
                 step = _next_step(state["step"])
                 clr = lr / (1 + (float(step) - 1) * group["lr_decay"])
-                items.append((p, g, [state["sum"]], state["step"], float(step), {"neg_clr": -clr}))
+                items.append((p, g, [state["sum"]], [(state["step"], float(step))], {"neg_clr": -clr}))
             fused_step("adagrad", flags, items, {"wd": wd, "eps": group["eps"]})
         return loss

@@ -87,7 +87,7 @@ class Adam(Optimizer):
                 bc2 = 1 - beta2 ** step
                 step_size = lr / bc1
                 states = [state["exp_avg"], state["exp_avg_sq"]] + ([state["max_exp_avg_sq"]] if amsgrad else [])
-                items.append((p, g, states, state["step"], step,
+                items.append((p, g, states, [(state["step"], step)],
                               {"bc2_sqrt": bc2 ** 0.5, "neg_step_size": -step_size}))
             fused_step("adam", flags, items, {"wd": wd, "decay": 1 - lr * wd, "w1": 1 - beta1, "beta2": beta2,
                                               "c2": 1 - beta2, "eps": eps})

@@ -208,7 +208,7 @@ class Optimizer:
     @staticmethod
     def _process_value_according_to_param_policy(param, value, param_id, param_groups, key=None):
         from .. import float32
-        if key == "step":
+        if key in ("step", "mu_product"):  # float32 scalars the fused kernels write
             v = value.to(dtype=float32, device=param.device)
         elif param.is_floating_point():
             v = value.to(dtype=param.dtype, device=param.device)
@@ -341,6 +341,13 @@ def _check_lr(lr):
         raise ValueError("Tensor lr must be 1-element")
     if not 0.0 <= lr:
         raise ValueError(f"Invalid learning rate: {lr}")
+
+
+def _check_betas(betas):
+    if not 0.0 <= betas[0] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+    if not 0.0 <= betas[1] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
 
 
 def _new_step(param):

@@ -60,7 +60,7 @@ class RMSprop(Optimizer):
                 step = _next_step(state["step"])
                 states = [state["square_avg"]] + ([state["momentum_buffer"]] if momentum > 0 else []) + \
                     ([state["grad_avg"]] if centered else [])
-                items.append((p, g, states, state["step"], float(step), {}))
+                items.append((p, g, states, [(state["step"], float(step))], {}))
             fused_step("rmsprop", flags, items, {"wd": wd, "alpha": alpha, "c": 1 - alpha, "eps": group["eps"],
                                                  "momentum": momentum, "neg_lr": -lr})
         return loss

@@ -63,7 +63,7 @@ class SGD(Optimizer):
                         first = 1
                     states = [buf]
                     state["momentum_buffer"] = buf
-                items.append((p, g, states, None, 0, {"first": first}))
+                items.append((p, g, states, [], {"first": first}))
             fused_step("sgd", flags, items, {"wd": wd, "momentum": momentum, "damp1": 1 - group["dampening"],
                                              "neg_lr": -lr})
         return loss

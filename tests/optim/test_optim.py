@@ -108,6 +108,16 @@ CASES = [
     ("Adagrad", dict(lr=0.1, lr_decay=0.05)),
     ("Adagrad", dict(lr=0.1, weight_decay=0.1, initial_accumulator_value=0.1)),
     ("Adagrad", dict(lr=0.1, eps=1e-3, maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1, maximize=True)),
+    ("Adamax", dict()),
+    ("Adamax", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-4, weight_decay=0.1, maximize=True)),
+    ("NAdam", dict()),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1, momentum_decay=0.01)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("RAdam", dict()),
+    ("RAdam", dict(lr=0.01, betas=(0.5, 0.9), weight_decay=0.1)),
+    ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
 ]
 
 
@@ -222,7 +232,8 @@ def test_missing_grad_is_skipped():
                                          ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
                                          ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True)),
                                          ("Adagrad", dict(lr=0.1, lr_decay=0.01)),
-                                         ("AdamW", dict(lr=0.01))])
+                                         ("AdamW", dict(lr=0.01)), ("NAdam", dict(lr=0.01)),
+                                         ("RAdam", dict(lr=0.01)), ("Adadelta", dict()), ("Adamax", dict())])
 def test_state_dict_round_trip(name, kwargs):
     """Save at step 10, load into a fresh optimizer on fresh params, continue, match torch."""
     ep, tp = _params()
@@ -260,7 +271,8 @@ def _torch_sd_to_engine(sd):
 
 
 @pytest.mark.parametrize("name,kwargs", [("Adam", dict(lr=0.01, amsgrad=True)), ("SGD", dict(lr=0.1, momentum=0.9)),
-                                         ("RMSprop", dict(lr=0.01, centered=True)), ("Adagrad", dict(lr=0.1))])
+                                         ("RMSprop", dict(lr=0.01, centered=True)), ("Adagrad", dict(lr=0.1)),
+                                         ("NAdam", dict(lr=0.01)), ("RAdam", dict(lr=0.01))])
 def test_load_torch_state_dict(name, kwargs):
     ep, tp = _params()
     to = getattr(torch.optim, name)(tp, **kwargs)
@@ -360,7 +372,7 @@ def test_errors():
 def test_defaults_and_repr():
     p = engine.nn.Parameter(engine.ones(2))
     tp = torch.nn.Parameter(torch.ones(2))
-    for name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad"):
+    for name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam"):
         e = getattr(engine.optim, name)([p])
         t = getattr(torch.optim, name)([tp])
         assert e.defaults == t.defaults, name
