@@ -242,3 +242,17 @@ def test_loss_module_buffers_and_repr():
         assert nn.MSELoss(size_average=False).reduction == "sum"
     m = nn.BCEWithLogitsLoss(pos_weight=engine.ones(3))
     assert set(dict(m.named_buffers())) == {"pos_weight"}
+
+
+def test_cross_entropy_double_backward_and_long_rows():
+    x = randn(3, 7)
+    t = np.array([1, 6, -100])
+    xe, xt = engine.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ge = engine.autograd.grad(F.cross_entropy(xe, engine.tensor(t)), xe, create_graph=True)[0]
+    gt = torch.autograd.grad(torch.nn.functional.cross_entropy(xt, torch.tensor(t)), xt, create_graph=True)[0]
+    assert_close(ge, gt, 1e-5, 1e-6)
+    assert_close(engine.autograd.grad((ge * ge).sum(), xe)[0], torch.autograd.grad((gt * gt).sum(), xt)[0],
+                 1e-4, 1e-6)
+    # a GPT-like vocabulary row (work-group reductions) with a K-dim target
+    check_functional(F.cross_entropy, torch.nn.functional.cross_entropy, randn(2, 300, 3, scale=4.0),
+                     _targets((2, 3), 300))

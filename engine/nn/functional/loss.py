@@ -10,6 +10,7 @@ import warnings
 
 from ... import dtypes as D
 from ...autograd.function import Function
+from ...ops.loss import CrossEntropyIdx as _CrossEntropyIdx
 from ...ops.pointwise import where as _where
 from ...tensor import Tensor
 
@@ -141,7 +142,6 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise ValueError(f"Expected 1 or more dimensions (got {input.dim()})")
     cdim = 0 if input.dim() == 1 else 1
     C = input.shape[cdim]
-    logp = input.log_softmax(cdim)
     wshape = [1] * input.dim()
     wshape[cdim] = C
     if target.dtype.is_floating_point:  # class probabilities
@@ -153,7 +153,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         _check_weight(weight, C)
         if label_smoothing > 0:
             target = target * (1 - label_smoothing) + label_smoothing / C
-        prod = logp * target
+        prod = input.log_softmax(cdim) * target
         if weight is not None:
             prod = prod * weight.reshape(wshape)
         loss = -prod.sum(cdim)
@@ -166,6 +166,11 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     _check_nll_shapes(input, target)
     _check_target_dtype(target)
     _check_weight(weight, C)
+    if label_smoothing <= 0:  # one node: logsumexp + gather, no (N, C) log_softmax kept
+        t = target if target.dtype is D.int64 else target.long()
+        loss, w = _CrossEntropyIdx.apply(input, t, weight, ignore_index, cdim)
+        return _nll_reduce(loss, w, reduction)
+    logp = input.log_softmax(cdim)
     loss, w, ign, safe = _nll_parts(logp, target, weight, ignore_index)
     nll = _nll_reduce(loss, w, reduction)
     if label_smoothing <= 0:
