@@ -63,3 +63,43 @@ class CrossEntropyIdx(Function):
         if idx.numel():
             _scatter_raw(gx, cdim, idx, -c, "add", check=False)
         return gx, None, None, None, None
+
+
+class NllLossIdx(Function):
+    """loss_i = -logp_i[t_i] * w_i (w_i = weight[t_i] or 1, 0 where ignored): returns (loss, w).
+    One gather; bounds checked once."""
+    node_name = "NllLossBackward0"
+
+    @staticmethod
+    def forward(ctx, logp, target, weight, ignore_index, cdim):
+        ign = target == ignore_index
+        safe = target.masked_fill(ign, 0)
+        idx = safe.unsqueeze(cdim)
+        picked = _gather_raw(logp, cdim, idx, check=False).squeeze(cdim)
+        keep = ign.logical_not().to(logp.dtype)
+        if weight is not None:
+            w = _index_select_raw(weight, 0, safe.reshape(-1), check=False).reshape(safe.shape) * keep
+        else:
+            w = keep
+        if idx.numel():
+            raise_if_oob(logp._storage.device, _target_oob)
+        ctx.save_for_backward(idx, w)
+        ctx.cdim = cdim
+        ctx.shape = logp.shape
+        ctx.mark_non_differentiable(w)
+        return -picked * w, w
+
+    @staticmethod
+    def backward(ctx, g, gw=None):
+        idx, w = ctx.saved_tensors
+        if g is None:
+            return None, None, None, None, None
+        cdim = ctx.cdim
+        c = -(g * w).unsqueeze(cdim)
+        if _gm.is_grad_enabled():
+            from .gather import scatter_add
+            return scatter_add(c.new_zeros(ctx.shape), cdim, idx, c), None, None, None, None
+        gx = c.new_zeros(ctx.shape)
+        if idx.numel():
+            _scatter_raw(gx, cdim, idx, c, "add", check=False)
+        return gx, None, None, None, None

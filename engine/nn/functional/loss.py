@@ -10,7 +10,7 @@ import warnings
 
 from ... import dtypes as D
 from ...autograd.function import Function
-from ...ops.loss import CrossEntropyIdx as _CrossEntropyIdx
+from ...ops.loss import CrossEntropyIdx as _CrossEntropyIdx, NllLossIdx as _NllLossIdx
 from ...ops.pointwise import where as _where
 from ...tensor import Tensor
 
@@ -95,18 +95,11 @@ def _check_weight(weight, C):
 
 
 def _nll_parts(logp, target, weight, ignore_index):
-    """(loss per element, weight per element) for class-index targets; logp (N, C, ...) or (C,)."""
+    """(loss per element, weight per element, ignored mask) for class-index targets; logp (N, C, ...) or (C,)."""
     cdim = 0 if logp.dim() == 1 else 1
     t = target.long() if target.dtype is not D.int64 else target
-    ign = t == ignore_index
-    safe = t.masked_fill(ign, 0)
-    picked = logp.gather(cdim, safe.unsqueeze(cdim)).squeeze(cdim)
-    keep = ign.logical_not().to(logp.dtype)
-    if weight is not None:
-        w = weight.index_select(0, safe.reshape(-1)).reshape(safe.shape) * keep
-    else:
-        w = keep
-    return -picked * w, w, ign, safe
+    loss, w = _NllLossIdx.apply(logp, t, weight, ignore_index, cdim)
+    return loss, w, t == ignore_index
 
 
 def _safe_div(num, den):
@@ -129,7 +122,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     _check_target_dtype(target)
     C = input.shape[0] if input.dim() == 1 else input.shape[1]
     _check_weight(weight, C)
-    loss, w, _, _ = _nll_parts(input, target, weight, ignore_index)
+    loss, w, _ = _nll_parts(input, target, weight, ignore_index)
     return _nll_reduce(loss, w, reduction)
 
 
@@ -171,7 +164,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         loss, w = _CrossEntropyIdx.apply(input, t, weight, ignore_index, cdim)
         return _nll_reduce(loss, w, reduction)
     logp = input.log_softmax(cdim)
-    loss, w, ign, safe = _nll_parts(logp, target, weight, ignore_index)
+    loss, w, ign = _nll_parts(logp, target, weight, ignore_index)
     nll = _nll_reduce(loss, w, reduction)
     if label_smoothing <= 0:
         return nll
