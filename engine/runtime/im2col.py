@@ -1,7 +1,8 @@
 """Generated kernels for convolution and pooling over (N, C, H, W) inputs (1-D uses H = 1).
 
-One work-item per element written; every backward is a *gather* over the outputs that read
-an element (no atomics, deterministic).  Kernels are specialised on the C type, the index type
+One work-item per column (a fixed w / ow, looping over h / oh), so the index arithmetic is paid
+once per column and neighbouring work-items touch neighbouring addresses; every backward is a
+*gather* over the outputs that read an element (no atomics, deterministic).  Kernels are specialised on the C type, the index type
 and the op only: sizes, strides, offsets and window parameters are arguments.
 
   im2col:   cols[n, c, kh, kw, oh, ow] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]  (0 outside)
@@ -35,172 +36,179 @@ def _geom_params(I):
 
 
 def gen_im2col(ct, I):
+    """One work-item per (n, c, kh, kw, ow), looping over oh: the index decomposition is paid once
+    per column of OH outputs, and neighbouring work-items write neighbouring addresses."""
     return _head(ct) + f"""
 __kernel void im2col(__global {ct}* out, __global const {ct}* x, {I} x_off, {I} sn, {I} sc, {I} sh, {I} sw,
                      {_geom_params(I)}, {I} n) {{
     {I} gid = get_global_id(0);
     if (gid >= n) return;
-    {I} r = gid;
-    {I} ow = r % OW; r /= OW;
-    {I} oh = r % OH; r /= OH;
+    {I} ow = gid % OW;
+    {I} row = gid / OW;                              /* ((b * C + c) * KH + kh) * KW + kw */
+    {I} r = row;
     {I} kw = r % KW; r /= KW;
     {I} kh = r % KH; r /= KH;
     {I} c = r % C;  {I} b = r / C;
-    {I} h = oh * SH - PH + kh * DH;
     {I} w = ow * SW - PW + kw * DW;
-    {ct} v = ({ct})0;
-    if (h >= 0 && h < H && w >= 0 && w < W) v = x[x_off + b * sn + c * sc + h * sh + w * sw];
-    out[gid] = v;
+    int wok = w >= 0 && w < W;
+    {I} base = x_off + b * sn + c * sc + (wok ? w * sw : 0);
+    __global {ct}* o = out + row * OH * OW + ow;
+    {I} h = kh * DH - PH;
+    for ({I} oh = 0; oh < OH; ++oh, h += SH) {{
+        {ct} v = ({ct})0;
+        if (wok && h >= 0 && h < H) v = x[base + h * sh];
+        o[oh * OW] = v;
+    }}
 }}
 """
 
 
-def gen_col2im(ct, I):
+def _range(a, kind, I, ind="    "):
+    """Open loops over the outputs o{a} whose window holds input position {a}, defining k{a}
+    (the kernel offset) for the regular kinds.  kind: 'range' (no dilation), 'dil', 'adaptive'."""
+    A = a.upper()
+    if kind == "adaptive":
+        return (f"{ind}for ({I} o{a} = ({a} * O{A}) / {A}; o{a} < (({a} + 1) * O{A} + {A} - 1) / {A}; ++o{a}) {{\n")
+    if kind == "range":
+        return (f"{ind}for ({I} o{a} = lo{a}; o{a} <= hi{a}; ++o{a}) {{\n"
+                f"{ind}    {I} k{a} = {a} + P{A} - o{a} * S{A};\n")
+    return (f"{ind}for ({I} k{a} = 0; k{a} < K{A}; ++k{a}) {{\n"
+            f"{ind}    {I} t{a} = {a} + P{A} - k{a} * D{A};\n"
+            f"{ind}    if (t{a} < 0) break;\n"
+            f"{ind}    if (t{a} % S{A}) continue;\n"
+            f"{ind}    {I} o{a} = t{a} / S{A};\n"
+            f"{ind}    if (o{a} >= O{A}) continue;\n")
+
+
+def _bounds(a, kind, I, ind="    "):
+    """lo{a} / hi{a} for kind 'range': outputs o with o*S - P <= a < o*S - P + K."""
+    if kind != "range":
+        return ""
+    A = a.upper()
+    return (f"{ind}{I} lo{a} = ({a} + P{A} < K{A}) ? 0 : ({a} + P{A} - K{A}) / S{A} + 1;\n"
+            f"{ind}{I} hi{a} = min(({a} + P{A}) / S{A}, O{A} - 1);\n")
+
+
+def gen_col2im(ct, I, dil=True):
+    """One work-item per (n, c, w), looping over h (gather of every column entry that read it)."""
     acc = _ACC[ct]
+    kind = "dil" if dil else "range"
     return _head(ct) + f"""
 __kernel void col2im(__global {ct}* out, __global const {ct}* cols, {I} c_off, {_geom_params(I)}, {I} n) {{
     {I} gid = get_global_id(0);
     if (gid >= n) return;
-    {I} r = gid;
-    {I} w = r % W; r /= W;
-    {I} h = r % H; r /= H;
-    {I} bc = r;                                   /* n * C + c */
-    {acc} s = ({acc})0;
-    for ({I} kh = 0; kh < KH; ++kh) {{
-        {I} t = h + PH - kh * DH;
-        if (t < 0) break;
-        if (t % SH) continue;
-        {I} oh = t / SH;
-        if (oh >= OH) continue;
-        for ({I} kw = 0; kw < KW; ++kw) {{
-            {I} u = w + PW - kw * DW;
-            if (u < 0) break;
-            if (u % SW) continue;
-            {I} ow = u / SW;
-            if (ow >= OW) continue;
-            s += ({acc})cols[c_off + (((bc * KH + kh) * KW + kw) * OH + oh) * OW + ow];
+    {I} w = gid % W;
+    {I} bc = gid / W;                                /* n * C + c */
+    __global const {ct}* cp = cols + c_off + bc * KH * KW * OH * OW;
+{_bounds("w", kind, I)}    for ({I} h = 0; h < H; ++h) {{
+        {acc} s = ({acc})0;
+{_bounds("h", kind, I, "        ")}{_range("h", kind, I, "        ")}{_range("w", kind, I, "            ")}                s += ({acc})cp[((kh * KW + kw) * OH + oh) * OW + ow];
+            }}
         }}
+        out[(bc * H + h) * W + w] = ({ct})s;
     }}
-    out[gid] = ({ct})s;
 }}
 """
 
 
-def _window(axis, adaptive, I):
-    """C statements giving start `{a}s`, count `{a}n` and step `{a}d` of output `o{a}`'s window."""
+def _window(axis, adaptive, I, ind="    "):
+    """Start `{a}s`, count `{a}n` and step `{a}d` of output `o{a}`'s window."""
     a, A = axis, axis.upper()
     if adaptive:
-        return (f"    {I} {a}s = (o{a} * {A}) / O{A};\n"
-                f"    {I} {a}n = ((o{a} + 1) * {A} + O{A} - 1) / O{A} - {a}s;\n"
-                f"    {I} {a}d = 1;\n")
-    return (f"    {I} {a}s = o{a} * S{A} - P{A};\n"
-            f"    {I} {a}n = K{A};\n"
-            f"    {I} {a}d = D{A};\n")
+        return (f"{ind}{I} {a}s = (o{a} * {A}) / O{A};\n"
+                f"{ind}{I} {a}n = ((o{a} + 1) * {A} + O{A} - 1) / O{A} - {a}s;\n"
+                f"{ind}{I} {a}d = 1;\n")
+    return (f"{ind}{I} {a}s = o{a} * S{A} - P{A};\n"
+            f"{ind}{I} {a}n = K{A};\n"
+            f"{ind}{I} {a}d = D{A};\n")
 
 
-def _avg_div(adaptive, I):
+def _avg_div(adaptive, I, ind="    "):
     if adaptive:
-        return f"    {I} div = hn * wn;\n"
-    return (f"    {I} he = min(hs + KH, H + PH), we = min(ws + KW, W + PW);\n"
-            f"    {I} div = (he - hs) * (we - ws);\n"
-            f"    {I} hs0 = max(hs, ({I})0), ws0 = max(ws, ({I})0);\n"
-            f"    he = min(he, H); we = min(we, W);\n"
-            f"    if (divisor > 0) div = divisor; else if (!cip) div = (he - hs0) * (we - ws0);\n")
+        return f"{ind}{I} div = hn * wn;\n"
+    return (f"{ind}{I} he = min(hs + KH, H + PH), we = min(ws + KW, W + PW);\n"
+            f"{ind}{I} div = (he - hs) * (we - ws);\n"
+            f"{ind}{I} hs0 = max(hs, ({I})0), ws0 = max(ws, ({I})0);\n"
+            f"{ind}he = min(he, H); we = min(we, W);\n"
+            f"{ind}if (divisor > 0) div = divisor; else if (!cip) div = (he - hs0) * (we - ws0);\n")
 
 
 def gen_pool_fwd(ct, I, op, adaptive):
+    """One work-item per (n, c, ow), looping over oh."""
     acc = _ACC[ct]
-    head = _head(ct) + f"""
+    src = _head(ct) + f"""
 __kernel void pool_fwd(__global {ct}* out, __global long* idx, __global const {ct}* x, {I} x_off,
                        {I} sn, {I} sc, {I} sh, {I} sw, {_geom_params(I)}, int cip, {I} divisor, {I} n) {{
     {I} gid = get_global_id(0);
     if (gid >= n) return;
-    {I} r = gid;
-    {I} ow = r % OW; r /= OW;
-    {I} oh = r % OH; r /= OH;
-    {I} c = r % C;  {I} b = r / C;
+    {I} ow = gid % OW;
+    {I} bc = gid / OW;
+    {I} c = bc % C;  {I} b = bc / C;
     __global const {ct}* p = x + x_off + b * sn + c * sc;
-""" + _window("h", adaptive, I) + _window("w", adaptive, I)
+""" + _window("w", adaptive, I)
     if op == "max":
-        body = f"""
-    while (hs < 0) {{ hs += hd; hn -= 1; }}
-    while (ws < 0) {{ ws += wd; wn -= 1; }}
-    {acc} best = {_LOWEST[ct]};
-    long bi = (long)hs * W + ws;
-    for ({I} i = 0; i < hn; ++i) {{
-        {I} h = hs + i * hd;
-        if (h >= H) break;
-        for ({I} j = 0; j < wn; ++j) {{
-            {I} w = ws + j * wd;
-            if (w >= W) break;
-            {acc} v = ({acc})p[h * sh + w * sw];
-            if (v > best{" || isnan(v)" if ct in _FLOAT else ""}) {{ best = v; bi = (long)h * W + w; }}
+        src += "    while (ws < 0) { ws += wd; wn -= 1; }\n"
+    src += f"    for ({I} oh = 0; oh < OH; ++oh) {{\n" + _window("h", adaptive, I, "        ")
+    if op == "max":
+        src += f"""        while (hs < 0) {{ hs += hd; hn -= 1; }}
+        {acc} best = {_LOWEST[ct]};
+        long bi = (long)hs * W + ws;
+        for ({I} i = 0; i < hn; ++i) {{
+            {I} h = hs + i * hd;
+            if (h >= H) break;
+            for ({I} j = 0; j < wn; ++j) {{
+                {I} w = ws + j * wd;
+                if (w >= W) break;
+                {acc} v = ({acc})p[h * sh + w * sw];
+                if (v > best{" || isnan(v)" if ct in _FLOAT else ""}) {{ best = v; bi = (long)h * W + w; }}
+            }}
         }}
+        out[(bc * OH + oh) * OW + ow] = ({ct})best;
+        idx[(bc * OH + oh) * OW + ow] = bi;
     }}
-    out[gid] = ({ct})best;
-    idx[gid] = bi;
 }}
 """
     else:
-        body = _avg_div(adaptive, I) + f"""
-    {acc} s = ({acc})0;
-    for ({I} h = max(hs, ({I})0); h < min(hs + hn, H); ++h)
-        for ({I} w = max(ws, ({I})0); w < min(ws + wn, W); ++w)
-            s += ({acc})p[h * sh + w * sw];
-    out[gid] = ({ct})(s / ({acc})div);
+        src += _avg_div(adaptive, I, "        ") + f"""        {acc} s = ({acc})0;
+        for ({I} h = max(hs, ({I})0); h < min(hs + hn, H); ++h)
+            for ({I} w = max(ws, ({I})0); w < min(ws + wn, W); ++w)
+                s += ({acc})p[h * sh + w * sw];
+        out[(bc * OH + oh) * OW + ow] = ({ct})(s / ({acc})div);
+    }}
 }}
 """
-    return head + body
+    return src
 
 
-def _candidates(axis, adaptive, I):
-    """Loop header over the outputs o{a} whose window holds input position {a} (regular: one per k)."""
-    a, A = axis, axis.upper()
-    if adaptive:
-        return (f"    for ({I} o{a} = ({a} * O{A}) / {A}; o{a} < (({a} + 1) * O{A} + {A} - 1) / {A}; ++o{a}) {{\n")
-    return (f"    for ({I} k{a} = 0; k{a} < K{A}; ++k{a}) {{\n"
-            f"        {I} t{a} = {a} + P{A} - k{a} * D{A};\n"
-            f"        if (t{a} < 0) break;\n"
-            f"        if (t{a} % S{A}) continue;\n"
-            f"        {I} o{a} = t{a} / S{A};\n"
-            f"        if (o{a} >= O{A}) continue;\n")
-
-
-def _avg_candidates(axis, I):
-    """Regular average windows have no dilation: outputs o with o*S - P <= a < o*S - P + K."""
-    a, A = axis, axis.upper()
-    return (f"    {I} lo{a} = ({a} + P{A} < K{A}) ? 0 : ({a} + P{A} - K{A}) / S{A} + 1;\n"
-            f"    {I} hi{a} = min(({a} + P{A}) / S{A}, O{A} - 1);\n"
-            f"    for ({I} o{a} = lo{a}; o{a} <= hi{a}; ++o{a}) {{\n")
-
-
-def gen_pool_bwd(ct, I, op, adaptive):
+def gen_pool_bwd(ct, I, op, adaptive, dil=True):
+    """One work-item per (n, c, w), looping over h: a gather over the windows holding (h, w)."""
     acc = _ACC[ct]
+    kind = "adaptive" if adaptive else ("dil" if (op == "max" and dil) else "range")
     src = _head(ct) + f"""
 __kernel void pool_bwd(__global {ct}* out, __global const {ct}* g, {I} g_off, __global const long* idx,
                        {I} i_off, {_geom_params(I)}, int cip, {I} divisor, {I} n) {{
     {I} gid = get_global_id(0);
     if (gid >= n) return;
-    {I} r = gid;
-    {I} w = r % W; r /= W;
-    {I} h = r % H; r /= H;
-    {I} bc = r;
+    {I} w = gid % W;
+    {I} bc = gid / W;
     __global const {ct}* gp = g + g_off + bc * OH * OW;
-    {acc} s = ({acc})0;
-"""
+    __global const long* ip = idx + i_off + bc * OH * OW;
+{_bounds("w", kind, I)}    for ({I} h = 0; h < H; ++h) {{
+        {acc} s = ({acc})0;
+        long me = (long)h * W + w;
+{_bounds("h", kind, I, "        ")}{_range("h", kind, I, "        ")}{_range("w", kind, I, "            ")}"""
     if op == "max":
-        src += f"    __global const long* ip = idx + i_off + bc * OH * OW;\n    long me = (long)h * W + w;\n"
-        src += _candidates("h", adaptive, I) + _candidates("w", adaptive, I)
-        src += "        if (ip[oh * OW + ow] == me) s += (" + acc + ")gp[oh * OW + ow];\n    }}\n"
+        src += "                if (ip[oh * OW + ow] == me) s += (" + acc + ")gp[oh * OW + ow];\n"
     else:
-        if adaptive:
-            src += _candidates("h", adaptive, I) + _candidates("w", adaptive, I)
-        else:
-            src += _avg_candidates("h", I) + _avg_candidates("w", I)
-        src += _window("h", adaptive, I).replace("\n", "\n    ") + _window("w", adaptive, I).replace("\n", "\n    ")
-        src += _avg_div(adaptive, I).replace("\n", "\n    ")
-        src += f"        s += ({acc})gp[oh * OW + ow] / ({acc})div;\n    }}}}\n"
-    src += f"    out[gid] = ({ct})s;\n}}\n"
+        src += (_window("h", adaptive, I, "                ") + _window("w", adaptive, I, "                ")
+                + _avg_div(adaptive, I, "                ")
+                + f"                s += ({acc})gp[oh * OW + ow] / ({acc})div;\n")
+    src += f"""            }}
+        }}
+        out[(bc * H + h) * W + w] = ({ct})s;
+    }}
+}}
+"""
     return src
 
 
@@ -220,7 +228,7 @@ def _geom(it, g):
 
 def im2col(device, out, x, xst, geom, big):
     """out: contiguous (N, C, KH, KW, OH, OW) buffer; x: tensor with strides xst = (sn, sc, sh, sw)."""
-    n = out.numel()
+    n = out.numel() // geom[3]          # work-items: one per (n, c, kh, kw, ow)
     if n == 0:
         return
     I, it = _it(big)
@@ -231,17 +239,18 @@ def im2col(device, out, x, xst, geom, big):
 
 def col2im(device, out, cols, geom, big):
     """out: contiguous (N, C, H, W); cols: contiguous (N, C, KH, KW, OH, OW)."""
-    n = out.numel()
+    n = out.numel() // geom[1]          # one per (n, c, w)
     if n == 0:
         return
     I, it = _it(big)
     ct = out.dtype.ctype
+    dil = geom[11] != 1 or geom[12] != 1
     args = [out._storage.buf, cols._storage.buf, it(cols._offset)] + _geom(it, geom) + [it(n)]
-    _run(device, ("col2im", ct, I), lambda: gen_col2im(ct, I), "col2im", n, args)
+    _run(device, ("col2im", ct, I, dil), lambda: gen_col2im(ct, I, dil), "col2im", n, args)
 
 
 def pool_fwd(device, op, adaptive, out, idx, x, xst, geom, cip, divisor, big):
-    n = out.numel()
+    n = out.numel() // geom[3]          # one per (n, c, ow)
     if n == 0:
         return
     I, it = _it(big)
@@ -256,7 +265,7 @@ def pool_fwd(device, op, adaptive, out, idx, x, xst, geom, cip, divisor, big):
 
 def pool_bwd(device, op, adaptive, out, g, idx, geom, cip, divisor, big):
     """out: contiguous (N*C, H, W) grad; g (and idx): contiguous (N*C, OH, OW)."""
-    n = out.numel()
+    n = out.numel() // geom[1]          # one per (n, c, w)
     if n == 0:
         return
     I, it = _it(big)
@@ -264,4 +273,6 @@ def pool_bwd(device, op, adaptive, out, g, idx, geom, cip, divisor, big):
     ibuf = idx._storage.buf if idx is not None else g._storage.buf
     ioff = idx._offset if idx is not None else 0
     args = [out._storage.buf, g._storage.buf, it(g._offset), ibuf, it(ioff)] + _geom(it, geom) + [np.int32(cip), it(divisor), it(n)]
-    _run(device, ("pool_bwd", ct, I, op, adaptive), lambda: gen_pool_bwd(ct, I, op, adaptive), "pool_bwd", n, args)
+    dil = geom[11] != 1 or geom[12] != 1
+    _run(device, ("pool_bwd", ct, I, op, adaptive, dil), lambda: gen_pool_bwd(ct, I, op, adaptive, dil), "pool_bwd",
+         n, args)
