@@ -64,8 +64,8 @@ def install(name=DEFAULT_NAME, user=False, prefix=None, display_name=None):
         with open(os.path.join(td, "kernel.json"), "w") as f:
             json.dump(spec, f, indent=1)
         if user:
-            return KernelSpecManager().install_kernel_spec(td, name, user=True, replace=True)
-        return KernelSpecManager().install_kernel_spec(td, name, prefix=prefix or sys.prefix, replace=True)
+            return KernelSpecManager().install_kernel_spec(td, name, user=True)
+        return KernelSpecManager().install_kernel_spec(td, name, prefix=prefix or sys.prefix)
 
 
 def uninstall(name=DEFAULT_NAME, user=False, prefix=None):

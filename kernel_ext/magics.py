@@ -290,7 +290,10 @@ class ClgradMagics(Magics):
             self.last_profile = prof
         KernelProfile = _widget("KernelProfile") if self._widgets_on() else None
         if KernelProfile is not None:
-            self._show(KernelProfile(prof.records))
+            w = KernelProfile(prof.records, title=f"kernels of the cell ({len(prof.records)} commands)")
+            if args.sort == "calls":
+                w.sort("launches")
+            self._show(w)
             return
         self._show(T.profile_rich(prof, sort_by=args.sort, timeline=args.timeline))
 
@@ -399,7 +402,11 @@ class _WidgetWatch:
         self.widget = widget
 
     def after_cell(self):
-        pass
+        # the widget samples through its own hooks; flushing after each cell shows the last
+        # backward even when no optimizer step or forward pass completed the sample yet
+        flush = getattr(self.widget, "flush", None)
+        if flush is not None:
+            flush()
 
     def detach(self):
         self.widget.detach()
