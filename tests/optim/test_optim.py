@@ -513,3 +513,30 @@ def test_old_format_float_step():
         eo2.step()
         to.step()
     _close(p2, tp)
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs(line_search_fn):
+    """LBFGS (torch's algorithm on engine ops) on a least-squares problem, vs torch."""
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=(10, 4)).astype(np.float32)
+    b = rng.normal(size=(10,)).astype(np.float32)
+    w0 = rng.normal(size=(4,)).astype(np.float32)
+    out = {}
+    for T in (engine, torch):
+        w = T.nn.Parameter(T.tensor(w0))
+        c = T.nn.Parameter(T.tensor(np.float32(0.5)))
+        A, B = T.tensor(a), T.tensor(b)
+        opt = T.optim.LBFGS([w, c], lr=0.5, max_iter=5, history_size=4, line_search_fn=line_search_fn)
+
+        def closure():
+            opt.zero_grad()
+            loss = ((A @ w + c - B) ** 2).mean()
+            loss.backward()
+            return loss
+
+        losses = [opt.step(closure).item() for _ in range(4)]
+        out[T.__name__] = (losses, w.detach().numpy(), opt.state_dict()["state"][0]["func_evals"])
+    np.testing.assert_allclose(out["engine"][0], out["torch"][0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out["engine"][1], out["torch"][1], rtol=1e-4, atol=1e-5)
+    assert out["engine"][2] == out["torch"][2]
