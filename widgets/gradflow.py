@@ -170,7 +170,9 @@ class GradientFlow(W.VBox):
             # the sample was already read (history accessed before the step): add the ratios
             with engine.no_grad():
                 host = engine.stack([v.reshape(()).float() for v in ratios.values()]).tolist()
-            self.history._items[-1]["ratio"].update(zip(ratios, host))
+            last = self.history._items[-1]
+            last["ratio"].update(zip(ratios, host))
+            last["ratio"] = {n: last["ratio"][n] for n, _ in self.params if n in last["ratio"]}
             self._throttle()
         self._sampling = False
 
@@ -199,6 +201,9 @@ class GradientFlow(W.VBox):
                 rec["act"].setdefault(name, {})[sub] = x
             else:
                 rec[kind][name] = x
+        # parameters in the module's order (the hooks fire in backward order)
+        for k in ("grad_norm", "ratio"):
+            rec[k] = {n: rec[k][n] for n, _ in self.params if n in rec[k]}
         self.history._append(rec)
         self._check(rec)
         self._throttle()
