@@ -187,3 +187,7 @@ def test_mha_errors():
         m(engine.randn(3, 2, 6), x, x)
     with pytest.raises(RuntimeError):
         m(x, x, x, attn_mask=engine.zeros(4, 4, dtype=engine.bool))
+
+
+def test_mha_repr():
+    assert repr(nn.MultiheadAttention(8, 2)) == repr(torch.nn.MultiheadAttention(8, 2))
