@@ -13,7 +13,7 @@ and the op only: sizes, strides, offsets and window parameters are arguments.
 """
 import numpy as np
 
-from .launch import launch, round_up
+from .launch import fill_buffer, launch, round_up
 
 _ACC = {"half": "float", "float": "float", "double": "double", "long": "long", "int": "long", "short": "long",
         "char": "long", "uchar": "long"}
@@ -212,6 +212,19 @@ __kernel void pool_bwd(__global {ct}* out, __global const {ct}* g, {I} g_off, __
     return src
 
 
+def gen_pool_scatter(ct, I):
+    """Max-pool backward for windows that cannot overlap: each input gets at most one grad, so a
+    plain store at the saved index (after a zero fill) is race-free and deterministic."""
+    return _head(ct) + f"""
+__kernel void pool_scatter(__global {ct}* out, __global const {ct}* g, {I} g_off, __global const long* idx,
+                           {I} i_off, {I} HW, {I} OHW, {I} n) {{
+    {I} gid = get_global_id(0);
+    if (gid >= n) return;
+    out[(gid / OHW) * HW + ({I})idx[i_off + gid]] = g[g_off + gid];
+}}
+"""
+
+
 def _it(big):
     return ("long", np.int64) if big else ("int", np.int32)
 
@@ -270,6 +283,16 @@ def pool_bwd(device, op, adaptive, out, g, idx, geom, cip, divisor, big):
         return
     I, it = _it(big)
     ct = out.dtype.ctype
+    C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW = geom
+    if op == "max" and not adaptive and SH >= DH * (KH - 1) + 1 and SW >= DW * (KW - 1) + 1:
+        fill_buffer(device, out._storage.buf, np.zeros(1, out.dtype.np), out._offset * out.dtype.itemsize,
+                    out.numel() * out.dtype.itemsize)
+        m = g.numel()
+        if m:
+            args = [out._storage.buf, g._storage.buf, it(g._offset), idx._storage.buf, it(idx._offset),
+                    it(H * W), it(OH * OW), it(m)]
+            _run(device, ("pool_scatter", ct, I), lambda: gen_pool_scatter(ct, I), "pool_scatter", m, args)
+        return
     ibuf = idx._storage.buf if idx is not None else g._storage.buf
     ioff = idx._offset if idx is not None else 0
     args = [out._storage.buf, g._storage.buf, it(g._offset), ibuf, it(ioff)] + _geom(it, geom) + [np.int32(cip), it(divisor), it(n)]
