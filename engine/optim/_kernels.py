@@ -220,16 +220,17 @@ def _dense(t):
 
 
 def _prep(item):
-    """Contiguous stand-ins for a strided param (updated, then written back) or grad."""
+    """Contiguous stand-ins for a strided param (updated, then written back) or grad.
+    (State buffers are created contiguous, and load_state_dict makes them so.)"""
     p, g, states, sstates, per = item
+    cs = cstrides(p._shape)
+    if (p._strides == cs or p.numel() <= 1) and (g._strides == cs or g.numel() <= 1):
+        return item, None
     tmp = None
     if not _dense(p):
         tmp = p.contiguous()
     if not _dense(g):
         g = g.contiguous()
-    for s in states:
-        if not _dense(s):
-            raise RuntimeError("optimizer state tensors must be contiguous")
     return (tmp if tmp is not None else p, g, states, sstates, per), tmp
 
 
@@ -250,8 +251,7 @@ def fused_step(kind, flags, items, shared):
     for (dev, dtype), its in by.items():
         ct = dtype.ctype
         prepped = [_prep(it) for it in its]
-        big = any(max([p._storage.size, g._storage.size] + [s._storage.size for s in st]) >= 2**31
-                  for (p, g, st, _, _), _t in prepped)
+        big = any(p._storage.size >= 2**31 or g._storage.size >= 2**31 for (p, g, _, _, _), _t in prepped)
         idx_t = "long" if big else "int"
         K = slots_per_launch(kind, flags, ct, idx_t, has_step)
         key = ("optim", kind, flags, ct, idx_t, has_step, K)
@@ -270,25 +270,45 @@ def fused_step(kind, flags, items, shared):
                 s._storage.version += 1
 
 
-def _launch_chunk(dev, knl, kind, flags, ct, idx_t, K, chunk, shared):
+def _launch_chunk(dev, knl, kind, flags, ct, idx_t, K, chunk, shared, fast=True):
     bufs, scal, _ = _body(kind, dict(flags))
     per = PER_SLOT[kind]
-    npt = _NP[ct]
-    it = np.int64 if idx_t == "long" else np.int32
+    if fast and getattr(knl, "_typed", False):
+        # the kernel's scalar signature is set (launch() typed it from the first call's numpy
+        # scalars): pyopencl packs plain Python numbers with struct, much cheaper
+        it = npt = f32 = i32 = _ident
+    else:
+        npt = _NP[ct]
+        it = np.int64 if idx_t == "long" else np.int32
+        f32, i32 = np.float32, np.int32
     args = []
     end = 0
+    nc = len(chunk)
     for k in range(K):
-        p, g, states, sstates, pscal = chunk[min(k, len(chunk) - 1)]
-        n = p.numel() if k < len(chunk) else 0
-        if k < len(chunk):
-            end += max(n, 1)  # an empty tensor still owns one work-item (it sets 'step')
+        p, g, states, sstates, pscal = chunk[k if k < nc else nc - 1]
+        n = p.numel() if k < nc else 0
+        if k < nc:
+            end += n if n else 1  # an empty tensor still owns one work-item (it sets 'step')
         args += [p._storage.buf, it(p._offset), g._storage.buf, it(g._offset)]
         for s in states:
             args += [s._storage.buf, it(s._offset)]
         for s, v in sstates:
-            args += [s._storage.buf, it(s._offset), np.float32(v)]
+            args += [s._storage.buf, it(s._offset), f32(v)]
         args += [it(n), it(end)]
-        args += [np.int32(pscal[s]) if s in INT_SCALARS else npt(pscal[s]) for s in per]
-    args += [np.int32(shared[s]) if s in INT_SCALARS else npt(shared.get(s, 0.0)) for s in scal if s not in per]
+        args += [i32(pscal[s]) if s in INT_SCALARS else npt(pscal[s]) for s in per]
+    args += [i32(shared[s]) if s in INT_SCALARS else npt(shared.get(s, 0.0)) for s in scal if s not in per]
     wg = dev.wg
-    launch(dev, knl, (round_up(end, wg),), (wg,), args, "optim_" + kind)
+    try:
+        launch(dev, knl, (round_up(end, wg),), (wg,), args, "optim_" + kind)
+    except (OverflowError, ArithmeticError, TypeError, ValueError) as e:
+        if not fast or it is not _ident:
+            raise
+        if "pack" not in str(e) and "format" not in str(e) and "range" not in str(e):
+            raise
+        # a value struct can't pack as float32 (e.g. one past FLT_MAX): numpy rounds it to inf
+        with np.errstate(over="ignore"):
+            _launch_chunk(dev, knl, kind, flags, ct, idx_t, K, chunk, shared, fast=False)
+
+
+def _ident(x):
+    return x
