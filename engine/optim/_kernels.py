@@ -250,6 +250,9 @@ def fused_step(kind, flags, items, shared):
         by.setdefault((it[0]._storage.device, it[0].dtype), []).append(it)
     for (dev, dtype), its in by.items():
         ct = dtype.ctype
+        if ct not in ("float", "double"):
+            raise TypeError(f"{kind} optimizer: parameters of dtype {dtype} are not supported (float32 and "
+                            "float64 are)")
         prepped = [_prep(it) for it in its]
         big = any(p._storage.size >= 2**31 or g._storage.size >= 2**31 for (p, g, _, _, _), _t in prepped)
         idx_t = "long" if big else "int"

@@ -540,3 +540,36 @@ def test_lbfgs(line_search_fn):
     np.testing.assert_allclose(out["engine"][0], out["torch"][0], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(out["engine"][1], out["torch"][1], rtol=1e-4, atol=1e-5)
     assert out["engine"][2] == out["torch"][2]
+
+
+def test_save_load_and_deepcopy(tmp_path):
+    ep, tp = _params([(3,), (2, 2)], noncontig=False)
+    eo, to = engine.optim.AdamW(ep, lr=0.05), torch.optim.AdamW(tp, lr=0.05)
+    rng = np.random.default_rng(6)
+    for _ in range(4):
+        _inject(ep, tp, _grads(rng, tp))
+        eo.step()
+        to.step()
+    engine.save(eo.state_dict(), tmp_path / "opt.pt")
+    eo2 = engine.optim.AdamW(ep, lr=1.0)
+    eo2.load_state_dict(engine.load(tmp_path / "opt.pt"))
+    eo3 = copy.deepcopy(eo2)
+    assert eo3.param_groups[0]["lr"] == 0.05 and len(eo3.state) == 2
+    for _ in range(4):
+        _inject(ep, tp, _grads(rng, tp))
+        eo2.step()
+        to.step()
+    _close(ep, tp)
+    _close_state(eo2, to)
+
+
+def test_unsupported_dtype_message():
+    p = engine.nn.Parameter(engine.ones(3, dtype=engine.float64))
+    if not p._storage.device.fp64:
+        pytest.skip("no fp64")
+    p.grad = engine.ones(3, dtype=engine.float64)
+    engine.optim.Adam([p]).step()  # float64 works
+    q = engine.ones(3, dtype=engine.int32)
+    q.grad = engine.ones(3, dtype=engine.int32)
+    with pytest.raises(TypeError, match="int32 are not supported|dtype"):
+        engine.optim.SGD([q], lr=0.1).step()
