@@ -89,10 +89,32 @@ def _bounds(a, kind, I, ind="    "):
             f"{ind}{I} hi{a} = min(({a} + P{A}) / S{A}, O{A} - 1);\n")
 
 
+def _col_loops(I, body, ind="    "):
+    """The adjoint of im2col's loops for one input column (fixed n, c, w): every (kw, kh, oh)
+    whose column entry read an element of it; bounds are uniform across work-items, so PoCL
+    vectorises them.  `body` sees ow, kh, kw, oh, h."""
+    return f"""{ind}for ({I} kw = 0; kw < KW; ++kw) {{
+{ind}    {I} tw = w + PW - kw * DW;
+{ind}    if (tw < 0 || tw % SW) continue;
+{ind}    {I} ow = tw / SW;
+{ind}    if (ow >= OW) continue;
+{ind}    for ({I} kh = 0; kh < KH; ++kh) {{
+{ind}        {I} h0 = kh * DH - PH;
+{ind}        {I} lo = h0 >= 0 ? 0 : (SH - 1 - h0) / SH;
+{ind}        {I} hi = (H - 1 - h0 < 0) ? 0 : min(OH, (H - 1 - h0) / SH + 1);
+{ind}        for ({I} oh = lo; oh < hi; ++oh) {{
+{ind}            {I} h = h0 + oh * SH;
+{body}
+{ind}        }}
+{ind}    }}
+{ind}}}
+"""
+
+
 def gen_col2im(ct, I, dil=True):
-    """One work-item per (n, c, w), looping over h (gather of every column entry that read it)."""
-    acc = _ACC[ct]
-    kind = "dil" if dil else "range"
+    """One work-item per input column (n, c, w): zero it, then add every column entry that read
+    it, in a fixed order (deterministic; the column belongs to this work-item alone)."""
+    body = "                o[h * W] += cp[((kh * KW + kw) * OH + oh) * OW + ow];"
     return _head(ct) + f"""
 __kernel void col2im(__global {ct}* out, __global const {ct}* cols, {I} c_off, {_geom_params(I)}, {I} n) {{
     {I} gid = get_global_id(0);
@@ -100,14 +122,9 @@ __kernel void col2im(__global {ct}* out, __global const {ct}* cols, {I} c_off, {
     {I} w = gid % W;
     {I} bc = gid / W;                                /* n * C + c */
     __global const {ct}* cp = cols + c_off + bc * KH * KW * OH * OW;
-{_bounds("w", kind, I)}    for ({I} h = 0; h < H; ++h) {{
-        {acc} s = ({acc})0;
-{_bounds("h", kind, I, "        ")}{_range("h", kind, I, "        ")}{_range("w", kind, I, "            ")}                s += ({acc})cp[((kh * KW + kw) * OH + oh) * OW + ow];
-            }}
-        }}
-        out[(bc * H + h) * W + w] = ({ct})s;
-    }}
-}}
+    __global {ct}* o = out + bc * H * W + w;
+    for ({I} h = 0; h < H; ++h) o[h * W] = ({ct})0;
+{_col_loops(I, body)}}}
 """
 
 
@@ -136,6 +153,8 @@ def _avg_div(adaptive, I, ind="    "):
 def gen_pool_fwd(ct, I, op, adaptive):
     """One work-item per (n, c, ow), looping over oh."""
     acc = _ACC[ct]
+    if not adaptive:
+        return _gen_pool_fwd_regular(ct, I, op)
     src = _head(ct) + f"""
 __kernel void pool_fwd(__global {ct}* out, __global long* idx, __global const {ct}* x, {I} x_off,
                        {I} sn, {I} sc, {I} sh, {I} sw, {_geom_params(I)}, int cip, {I} divisor, {I} n) {{
@@ -180,9 +199,88 @@ __kernel void pool_fwd(__global {ct}* out, __global long* idx, __global const {c
     return src
 
 
+def _gen_pool_fwd_regular(ct, I, op):
+    """Fixed KH x KW loops with a validity predicate (uniform bounds: PoCL vectorises them)."""
+    acc = _ACC[ct]
+    src = _head(ct) + f"""
+__kernel void pool_fwd(__global {ct}* out, __global long* idx, __global const {ct}* x, {I} x_off,
+                       {I} sn, {I} sc, {I} sh, {I} sw, {_geom_params(I)}, int cip, {I} divisor, {I} n) {{
+    {I} gid = get_global_id(0);
+    if (gid >= n) return;
+    {I} ow = gid % OW;
+    {I} bc = gid / OW;
+    {I} c = bc % C;  {I} b = bc / C;
+    __global const {ct}* p = x + x_off + b * sn + c * sc;
+    {I} ws = ow * SW - PW;
+    for ({I} oh = 0; oh < OH; ++oh) {{
+        {I} hs = oh * SH - PH;
+"""
+    if op == "max":
+        nan = " || isnan(v)" if ct in _FLOAT else ""
+        src += f"""        {acc} best = {_LOWEST[ct]};
+        int bk = -1, k = 0;
+        for ({I} i = 0; i < KH; ++i) {{
+            {I} h = hs + i * DH;
+            for ({I} j = 0; j < KW; ++j, ++k) {{
+                {I} w = ws + j * DW;
+                if (h >= 0 && h < H && w >= 0 && w < W) {{
+                    {acc} v = ({acc})p[h * sh + w * sw];
+                    if (bk < 0 || v > best{nan}) {{ best = v; bk = k; }}
+                }}
+            }}
+        }}
+        out[(bc * OH + oh) * OW + ow] = ({ct})best;
+        idx[(bc * OH + oh) * OW + ow] = (long)(hs + (bk / KW) * DH) * W + ws + (bk % KW) * DW;
+    }}
+}}
+"""
+    else:
+        src += _avg_div(False, I, "        ") + f"""        {acc} s = ({acc})0;
+        for ({I} i = 0; i < KH; ++i) {{
+            {I} h = hs + i;
+            for ({I} j = 0; j < KW; ++j) {{
+                {I} w = ws + j;
+                if (h >= 0 && h < H && w >= 0 && w < W) s += ({acc})p[h * sh + w * sw];
+            }}
+        }}
+        out[(bc * OH + oh) * OW + ow] = ({ct})(s / ({acc})div);
+    }}
+}}
+"""
+    return src
+
+
+def _gen_pool_bwd_regular(ct, I, op):
+    """Column formulation as col2im: zero the work-item's input column, then add the grad of every
+    window that holds each element (max: only where the saved index is that element)."""
+    acc = _ACC[ct]
+    if op == "max":
+        body = ("                if (ip[oh * OW + ow] == (long)h * W + w) o[h * W] += gp[oh * OW + ow];")
+    else:
+        body = ("                {\n" + _window("h", False, I, "                ")
+                + _window("w", False, I, "                ") + _avg_div(False, I, "                ")
+                + f"                o[h * W] += ({ct})(({acc})gp[oh * OW + ow] / ({acc})div);\n"
+                "                }")
+    return _head(ct) + f"""
+__kernel void pool_bwd(__global {ct}* out, __global const {ct}* g, {I} g_off, __global const long* idx,
+                       {I} i_off, {_geom_params(I)}, int cip, {I} divisor, {I} n) {{
+    {I} gid = get_global_id(0);
+    if (gid >= n) return;
+    {I} w = gid % W;
+    {I} bc = gid / W;
+    __global const {ct}* gp = g + g_off + bc * OH * OW;
+    __global const long* ip = idx + i_off + bc * OH * OW;
+    __global {ct}* o = out + bc * H * W + w;
+    for ({I} h = 0; h < H; ++h) o[h * W] = ({ct})0;
+{_col_loops(I, body)}}}
+"""
+
+
 def gen_pool_bwd(ct, I, op, adaptive, dil=True):
     """One work-item per (n, c, w), looping over h: a gather over the windows holding (h, w)."""
     acc = _ACC[ct]
+    if not adaptive:
+        return _gen_pool_bwd_regular(ct, I, op)
     kind = "adaptive" if adaptive else ("dil" if (op == "max" and dil) else "range")
     src = _head(ct) + f"""
 __kernel void pool_bwd(__global {ct}* out, __global const {ct}* g, {I} g_off, __global const long* idx,
