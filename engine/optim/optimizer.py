@@ -377,6 +377,9 @@ def _check_grad(p):
     g = p.grad
     if getattr(g, "is_sparse", False):
         raise RuntimeError("sparse gradients are not supported")
+    if g._storage.device is not p._storage.device:
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found the parameter on {p.device} "
+                           f"and its gradient on {g.device}")
     if g._shape != p._shape:
         raise RuntimeError(f"grad shape {tuple(g._shape)} does not match param shape {tuple(p._shape)}")
     if g.dtype is not p.dtype:

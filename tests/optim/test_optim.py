@@ -573,3 +573,38 @@ def test_unsupported_dtype_message():
     q.grad = engine.ones(3, dtype=engine.int32)
     with pytest.raises(TypeError, match="int32 are not supported|dtype"):
         engine.optim.SGD([q], lr=0.1).step()
+
+
+def test_custom_optimizer_subclass():
+    """A PyTorch-style user optimizer built on the base class and tensor ops."""
+    results = []
+    for T in (engine, torch):
+        class MySGD(T.optim.Optimizer):
+            def __init__(self, params, lr=0.1, decay=0.5):
+                super().__init__(params, dict(lr=lr, decay=decay))
+
+            @T.no_grad()
+            def step(self, closure=None):
+                loss = None
+                if closure is not None:
+                    with T.enable_grad():
+                        loss = closure()
+                for group in self.param_groups:
+                    for p in group["params"]:
+                        if p.grad is None:
+                            continue
+                        st = self.state[p]
+                        st["n"] = st.get("n", 0) + 1
+                        p.add_(p.grad, alpha=-group["lr"] * group["decay"] ** st["n"])
+                return loss
+
+        w = T.nn.Parameter(T.tensor([1.0, -2.0, 3.0]))
+        opt = MySGD([w], lr=0.5)
+        for _ in range(5):
+            opt.zero_grad()
+            (w ** 2).sum().backward()
+            opt.step()
+        sd = opt.state_dict()
+        assert sd["state"] == {0: {"n": 5}} and sd["param_groups"][0]["decay"] == 0.5
+        results.append(w.detach().numpy())
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-6)
