@@ -215,3 +215,10 @@ def test_pool_integer_input():
 ])
 def test_pool_dtype_errors(case):
     _same_error(lambda: case(engine), lambda: case(torch))
+
+
+def test_lppool():
+    x = np.abs(randn(*X2)) + 0.1
+    check_module(nn.LPPool2d(2, 3, stride=2), torch.nn.LPPool2d(2, 3, stride=2), x, rtol=1e-4, atol=1e-5)
+    check_module(nn.LPPool1d(3, 2), torch.nn.LPPool1d(3, 2), x[0], rtol=1e-4, atol=1e-5)
+    assert repr(nn.LPPool2d(2, 3, stride=2)) == repr(torch.nn.LPPool2d(2, 3, stride=2))
