@@ -217,3 +217,18 @@ def test_layer_norm_float64_and_empty():
         assert engine.autograd.gradcheck(lambda a, w: F.layer_norm(a, (5,), w), (xe, we))
     check_functional(lambda a: F.layer_norm(a, (6,)), lambda a: torch.nn.functional.layer_norm(a, (6,)),
                      np.zeros((0, 6), np.float32))
+
+
+def test_functional_errors():
+    def both(fe, ft):
+        with pytest.raises(Exception) as et:
+            ft()
+        with pytest.raises(type(et.value)) as ee:
+            fe()
+        assert str(ee.value) == str(et.value)
+    both(lambda: F.batch_norm(engine.zeros(4, 3), None, None), lambda: torch.nn.functional.batch_norm(
+        torch.zeros(4, 3), None, None))
+    both(lambda: F.batch_norm(engine.zeros(4, 3), engine.zeros(3), None),
+         lambda: torch.nn.functional.batch_norm(torch.zeros(4, 3), torch.zeros(3), None))
+    both(lambda: F.layer_norm(engine.ones(2, 3, dtype=engine.int64), (3,)),
+         lambda: torch.nn.functional.layer_norm(torch.ones(2, 3, dtype=torch.long), (3,)))

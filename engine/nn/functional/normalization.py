@@ -15,7 +15,7 @@ from ...ops import norm as _norm_ops
 from ...ops._core import contiguous_raw as _contig
 from ...ops.reduce import var_mean as _var_mean
 
-__all__ = ["layer_norm", "group_norm", "batch_norm", "rms_norm", "instance_norm", "normalize"]
+__all__ = ["layer_norm", "group_norm", "batch_norm", "rms_norm", "instance_norm"]
 
 
 def _sum_to_last(t, n):
@@ -104,6 +104,10 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if input.dim() < nd or tuple(input.shape[input.dim() - nd:]) != ns:
         raise RuntimeError(f"Given normalized_shape={list(ns)}, expected input with shape "
                            f"[*, {', '.join(str(n) for n in ns)}], but got input of size{list(input.shape)}")
+    if not input.dtype.is_floating_point:
+        name = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+                "bool": "Bool"}.get(input.dtype.name, input.dtype.name)
+        raise NotImplementedError(f"\"LayerNormKernelImpl\" not implemented for '{name}'")
     return LayerNorm.apply(input, nd, weight, bias, eps)
 
 
@@ -160,6 +164,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """momentum: a float, or (internal) a 0-d Tensor factor (BatchNorm with momentum=None)."""
     if training:
         _bn_size_check(input)
+    else:
+        if running_mean is None:
+            raise RuntimeError("running_mean must be defined in evaluation mode")
+        if running_var is None:
+            raise RuntimeError("running_var must be defined in evaluation mode")
     if input.dim() < 2:
         raise ValueError(f"expected 2D or 3D input (got {input.dim()}D input)")
     C = input.shape[1]
@@ -220,12 +229,3 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
             y = y + bias.reshape(shape)
         return y
     return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
-
-
-def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
-    n = input.norm(p, dim, keepdim=True).clamp_min(eps)
-    r = input / n
-    if out is not None:
-        out.copy_(r)
-        return out
-    return r
