@@ -254,7 +254,8 @@ def fused_step(kind, flags, items, shared):
             raise TypeError(f"{kind} optimizer: parameters of dtype {dtype} are not supported (float32 and "
                             "float64 are)")
         prepped = [_prep(it) for it in its]
-        big = any(p._storage.size >= 2**31 or g._storage.size >= 2**31 for (p, g, _, _, _), _t in prepped)
+        big = (any(p._storage.size >= 2**31 or g._storage.size >= 2**31 for (p, g, _, _, _), _t in prepped)
+               or sum(it[0][0].numel() for it in prepped) + len(prepped) >= 2**31)  # global ids span a chunk
         idx_t = "long" if big else "int"
         K = slots_per_launch(kind, flags, ct, idx_t, has_step)
         key = ("optim", kind, flags, ct, idx_t, has_step, K)

@@ -608,3 +608,16 @@ def test_custom_optimizer_subclass():
         assert sd["state"] == {0: {"n": 5}} and sd["param_groups"][0]["decay"] == 0.5
         results.append(w.detach().numpy())
     np.testing.assert_allclose(results[0], results[1], rtol=1e-6)
+
+
+def test_long_index_kernels_build():
+    """The 64-bit-index variants (tensors past 2**31 bytes) compile."""
+    from engine.optim._kernels import gen_source, slots_per_launch
+    dev = engine.ones(1)._storage.device
+    for kind, flags in (("adam", {"wd": True, "decoupled": False, "amsgrad": True, "maximize": True}),
+                        ("sgd", {"wd": True, "momentum": True, "nesterov": True, "maximize": False})):
+        fl = tuple(sorted(flags.items()))
+        has_step = kind != "sgd"
+        K = slots_per_launch(kind, fl, "float", "long", has_step)
+        src, name = gen_source(kind, fl, "float", "long", has_step, K)
+        assert dev.programs.build(src, name) is not None
