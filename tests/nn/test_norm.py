@@ -232,3 +232,10 @@ def test_functional_errors():
          lambda: torch.nn.functional.batch_norm(torch.zeros(4, 3), torch.zeros(3), None))
     both(lambda: F.layer_norm(engine.ones(2, 3, dtype=engine.int64), (3,)),
          lambda: torch.nn.functional.layer_norm(torch.ones(2, 3, dtype=torch.long), (3,)))
+
+
+def test_empty_batches():
+    ours, theirs = nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    check_module(ours, theirs, np.zeros((0, 3), np.float32), train=True, grad=False)
+    check_module(nn.GroupNorm(1, 3), torch.nn.GroupNorm(1, 3), np.zeros((0, 3, 2), np.float32), grad=False)
+    check_module(nn.LayerNorm(3), torch.nn.LayerNorm(3), np.zeros((0, 3), np.float32))

@@ -180,7 +180,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if training or running_mean is None or running_var is None:
         dims = (0,) + tuple(range(2, input.dim()))
         var, mean = _var_mean(input, dims, correction=0)
-        if training and (running_mean is not None or running_var is not None):
+        if training and (running_mean is not None or running_var is not None) and input.numel():
             n = input.numel() // C if C else 0
             with _gm.no_grad():
                 m = momentum
