@@ -23,7 +23,14 @@ function render({ model, el }) {
   }
 
   function table() {
-    const rows = model.get("rows"), by = model.get("sort_by"), desc = model.get("descending");
+    const by = model.get("sort_by"), desc = model.get("descending");
+    // sort here too, so a header click answers at once (Python keeps .rows in the same order)
+    const key = (v) => (v === null || v === undefined ? -Infinity : v);
+    const rows = [...model.get("rows")].sort((a, b) => {
+      const x = key(a[by]), y = key(b[by]);
+      const c = x < y ? -1 : x > y ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+      return desc ? -c : c;
+    });
     const tot = rows.reduce((a, r) => a + r.total_ms, 0), n = rows.reduce((a, r) => a + r.launches, 0);
     head.replaceChildren(h("b", {}, model.get("title")), h("span", { style: "color:#6b7280" },
       `${rows.length} kernels · ${n} launches · ${tot.toFixed(3)} ms device time`),
