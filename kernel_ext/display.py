@@ -230,7 +230,7 @@ def tensor_html(t):
 
 
 # ---- Module -----------------------------------------------------------------------------------
-_shapes = weakref.WeakKeyDictionary()   # module -> description of its last output
+_shapes = {}     # id(module) -> [weakref to the module, its last output's shape or description]
 _hook = [None]
 
 
@@ -247,11 +247,24 @@ def describe_output(out):
     return type(out).__name__
 
 
-def _record_shape(module, args, output):
-    try:
-        _shapes[module] = describe_output(output)
-    except TypeError:  # not weak-referenceable
-        pass
+def _forget(key):
+    return lambda ref: _shapes.pop(key, None)
+
+
+def _record_shape(module, args, output, _tensor=[None]):
+    # runs after every module call while the extension is loaded: keep it cheap (~1 us)
+    # (a weakref per module, made once; tensors keep their Size, described when shown)
+    if _tensor[0] is None:
+        import engine
+        _tensor[0] = engine.Tensor
+    desc = output.shape if isinstance(output, _tensor[0]) else None
+    e = _shapes.get(id(module))
+    if e is None or e[0]() is not module:
+        try:
+            e = _shapes[id(module)] = [weakref.ref(module, _forget(id(module))), None]
+        except TypeError:  # not weak-referenceable
+            return
+    e[1] = desc if desc is not None else describe_output(output)
 
 
 def start_shape_recording():
@@ -269,7 +282,10 @@ def stop_shape_recording():
 
 def output_shape(module):
     """The recorded output description of `module`'s last call, or None."""
-    return _shapes.get(module)
+    e = _shapes.get(id(module))
+    if e is None or e[0]() is not module or e[1] is None:
+        return None
+    return e[1] if isinstance(e[1], str) else shape_str(e[1])
 
 
 def module_rows(m):

@@ -28,6 +28,16 @@ def _widget(name):
     return getattr(mod, name, None)
 
 
+def _build(what, factory):
+    """factory() -> a widget, or None (after a one-line note) when building it fails, so the
+    magic falls back to its text table instead of losing the result."""
+    try:
+        return factory()
+    except Exception as e:
+        print(f"({what} widget unavailable: {type(e).__name__}: {e}; showing text)".splitlines()[0])
+        return None
+
+
 def _strip(s):
     s = s.strip()
     if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
@@ -215,12 +225,14 @@ class ClgradMagics(Magics):
             ns = self.shell.user_ns
             names = {k: ns[k] for k in self._var_names().values() if ns[k].grad_fn is None}
             kw = {} if args.depth is None else {"depth": args.depth}
-            ws = [GraphView(t, module=root, names=names, grads=args.grads, saved=args.saved,
-                            title=f"autograd graph of {lab}", **kw) for lab, t in targets]
-            for w in ws:
-                display(w)
-            self.last = ws[0] if len(ws) == 1 else ws
-            return
+            ws = _build("GraphView", lambda: [
+                GraphView(t, module=root, names=names, grads=args.grads, saved=args.saved,
+                          title=f"autograd graph of {lab}", **kw) for lab, t in targets])
+            if ws is not None:
+                for w in ws:
+                    display(w)
+                self.last = ws[0] if len(ws) == 1 else ws
+                return
         model = T.graph_model(targets, root=root, var_names=self._var_names(), grads=args.grads,
                               saved=args.saved, depth=args.depth)
         title = "autograd graph of " + ", ".join(lab for lab, _ in targets)
@@ -258,8 +270,10 @@ class ClgradMagics(Magics):
         self.last_recording = rec
         Stepper = _widget("BackpropStepper") if self._widgets_on() else None
         if Stepper is not None:
-            self._show(Stepper(rec, graph=t))
-            return
+            w = _build("BackpropStepper", lambda: Stepper(rec, graph=t))
+            if w is not None:
+                self._show(w)
+                return
         labels = dict(self._var_names())
         root = self._root_module([t])
         if root is not None:
@@ -290,11 +304,13 @@ class ClgradMagics(Magics):
             self.last_profile = prof
         KernelProfile = _widget("KernelProfile") if self._widgets_on() else None
         if KernelProfile is not None:
-            w = KernelProfile(prof.records, title=f"kernels of the cell ({len(prof.records)} commands)")
-            if args.sort == "calls":
-                w.sort("launches")
-            self._show(w)
-            return
+            w = _build("KernelProfile", lambda: KernelProfile(
+                prof.records, title=f"kernels of the cell ({len(prof.records)} commands)"))
+            if w is not None:
+                if args.sort == "calls":
+                    w.sort("launches")
+                self._show(w)
+                return
         self._show(T.profile_rich(prof, sort_by=args.sort, timeline=args.timeline))
 
     @magic_arguments()
@@ -360,10 +376,11 @@ class ClgradMagics(Magics):
             old.detach()
         GradientFlow = _widget("GradientFlow") if self._widgets_on() else None
         if GradientFlow is not None:
-            w = _WidgetWatch(GradientFlow(m, every=args.every))
-            self.watches[id(m)] = w
-            self._show(w.widget)
-            return
+            w = _build("GradientFlow", lambda: GradientFlow(m, every=args.every))
+            if w is not None:
+                self.watches[id(m)] = _WidgetWatch(w)
+                self._show(w)
+                return
         w = _TextWatch(m, args.module, args.every)
         self.watches[id(m)] = w
         self.last = w

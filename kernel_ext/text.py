@@ -82,15 +82,18 @@ def graph_model(targets, root=None, var_names=None, grads=False, saved=False, de
 
     node: id, name ('MulBackward0'), op, shape, dtype, is_leaf, is_parameter, label (parameter
     path like 'fc.weight', a variable name, or the target's label), module (dotted path of the
-    innermost module that made it), saved [(shape, dtype)] with saved=True, grad (shape, norm)
-    for leaves with grads=True, members (node count folded into it, with depth).
-    edges: [src, dst] = gradient flows from src to its input dst.  `depth` folds every module
-    deeper than `depth` levels into one node."""
+    innermost module that made it; a parameter's owner), stack (the module paths it sits in,
+    outermost first, root excluded), saved [(shape, dtype)] with saved=True, grad (shape, norm)
+    for leaves with grads=True, members (nodes folded into it).
+    edges: [src, dst] = gradient flows from src to its input dst.
+    `depth` folds, as the graph widget does, every module called deeper than `depth` levels
+    below the root (1 = the root's children) into one node: depth=0 folds the root's children."""
     from engine.autograd.graph import walk
     mnames = module_names(root)
     pnames = param_names(root)
     var_names = var_names or {}
     ids, nodes, edges = {}, [], []
+    depth_of = {}
     for label, t in targets:
         infos = walk(t)
         local = {}
@@ -101,19 +104,22 @@ def graph_model(targets, root=None, var_names=None, grads=False, saved=False, de
                 continue
             nid = len(nodes)
             ids[key] = local[info.id] = nid
-            lab, mod = "", ""
+            lab, mod, stack = "", "", []
             if info.is_leaf:
                 tt = info.tensor
                 lab = pnames.get(id(tt)) or var_names.get(id(tt), "")
                 if lab and id(tt) in pnames and "." in lab:
                     mod = lab.rsplit(".", 1)[0]
-            elif info.modules:
-                mod = mnames.get(id(info.modules[-1]), "")
+            else:
+                stack = [mnames[id(m)] for m in info.modules if mnames.get(id(m))]
+                for i, p in enumerate(stack):
+                    depth_of[p] = min(depth_of.get(p, i + 1), i + 1)
+                mod = stack[-1] if stack else ""
             if info.id == 0:
                 lab = label if not lab else f"{label} = {lab}"
             n = {"id": nid, "name": info.name, "op": info.op, "shape": info.shape, "dtype": info.dtype,
                  "is_leaf": info.is_leaf, "is_parameter": info.is_parameter, "label": lab, "module": mod,
-                 "members": 1}
+                 "stack": stack, "members": 1}
             if saved:
                 n["saved"] = list(info.saved)
             if grads and info.is_leaf:
@@ -125,23 +131,28 @@ def graph_model(targets, root=None, var_names=None, grads=False, saved=False, de
                 e = [local[info.id], local[dst]]
                 if e not in edges:
                     edges.append(e)
+    for n in nodes:  # a parameter sits in the modules above its owner
+        if n["is_leaf"] and n["module"]:
+            parts = n["module"].split(".")
+            pre = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+            n["stack"] = sorted((p for p in pre if p in depth_of), key=depth_of.get)
     if depth is not None:
-        nodes, edges = _fold(nodes, edges, depth, root)
+        nodes, edges = _fold(nodes, edges, depth, depth_of, root)
     return {"nodes": nodes, "edges": edges}
 
 
-def _fold(nodes, edges, depth, root):
+def _fold(nodes, edges, depth, depth_of, root):
     groups, out, remap = {}, [], {}
     types = {n: type(m).__name__ for n, m in root.named_modules()} if root is not None else {}
     for n in nodes:
-        parts = n["module"].split(".") if n["module"] else []
-        if len(parts) > depth:
-            path = ".".join(parts[:depth]) if depth > 0 else ""
+        path = next((p for p in n["stack"] if depth_of[p] > depth), None)
+        if path is not None:
             g = groups.get(path)
             if g is None:
                 g = groups[path] = {"id": len(out), "name": types.get(path, "Module"), "op": "module",
                                     "shape": None, "dtype": None, "is_leaf": False, "is_parameter": False,
-                                    "label": path or "(root)", "module": path, "members": 0}
+                                    "label": path, "module": path, "stack": n["stack"][:n["stack"].index(path) + 1],
+                                    "members": 0}
                 out.append(g)
             g["members"] += 1
             remap[n["id"]] = g["id"]

@@ -80,7 +80,14 @@ _TRACE = _Trace()
 
 
 def _update_slot():
-    _PROFILE[0] = _TRACE if (_TRACE.sessions or _TRACE.debug >= 2) else None
+    """Point the launch slot at the trace while anything needs it; give the devices plain
+    queues again (no profiling cost) once nothing does."""
+    on = bool(_TRACE.sessions or _TRACE.debug >= 2)
+    was = _PROFILE[0] is not None
+    _PROFILE[0] = _TRACE if on else None
+    if was and not on:
+        from .device import enable_profiling
+        enable_profiling(False)
 
 
 def _event_times(ev):
@@ -121,13 +128,15 @@ def end_trace(token):
     raw = _TRACE.records[first:]
     if not _TRACE.sessions:
         _TRACE.records = []
-    _update_slot()
     out = []
     nan = float("nan")
-    for kind, name, device, ev, gs, ls, nb in raw:
-        t = _event_times(ev) or (nan, nan, nan)
-        out.append({"kind": kind, "name": name, "device": f"cl:{device.index}", "queued": t[0],
-                    "start": t[1], "end": t[2], "global_size": gs, "local_size": ls, "bytes": nb})
+    try:
+        for kind, name, device, ev, gs, ls, nb in raw:
+            t = _event_times(ev) or (nan, nan, nan)
+            out.append({"kind": kind, "name": name, "device": f"cl:{device.index}", "queued": t[0],
+                        "start": t[1], "end": t[2], "global_size": gs, "local_size": ls, "bytes": nb})
+    finally:
+        _update_slot()  # after the events were read
     return out
 
 

@@ -91,11 +91,62 @@ def test_graph_named_vars_modules_and_grads(shell):
     w = shell["mlp"][0].weight.grad.numpy()
     assert g["0.weight"][0] == (4, 3) and g["0.weight"][1] == pytest.approx(float(np.linalg.norm(w)), rel=1e-5)
     assert "|g|=" in out
-    # --depth 0 folds everything made inside the Sequential into one node
+    # --depth 0 folds each child of the Sequential (with its parameters) into one node
     shell.ok("%%graph --depth 0 loss\npass")
     folded = shell.magics.last.data
-    assert [n["name"] for n in folded["nodes"]] == ["MeanBackward0", "PowBackward0", "Sequential"]
-    assert folded["nodes"][2]["members"] == len(walk(shell["loss"])) - 2
+    assert [n["name"] for n in folded["nodes"]] == ["MeanBackward0", "PowBackward0", "Linear", "ReLU", "Linear"]
+    assert [n["label"] for n in folded["nodes"][2:]] == ["2", "1", "0"]
+    assert [n["members"] for n in folded["nodes"][2:]] == [3, 1, 3]  # addmm + weight + bias
+    assert sum(n["members"] for n in folded["nodes"]) == len(walk(shell["loss"]))
+    assert sorted(map(tuple, folded["edges"])) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+
+
+NESTED = """
+class Attn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(4, 4)
+    def forward(self, x):
+        return self.qkv(x).relu()
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = Attn()
+    def forward(self, x):
+        return self.attn(x) + x
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([Block(), Block()])
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return x.sum()
+engine.manual_seed(0)
+net = Net()
+"""
+
+
+def test_graph_module_paths_and_depth_text(shell):
+    shell.ok(NESTED)
+    shell.ok("%%graph\nnet(engine.randn(3, 4))")
+    nodes = shell.magics.last.data["nodes"]
+    labels = {n["label"] for n in nodes}
+    assert {"blocks.0.attn.qkv.weight", "blocks.0.attn.qkv.bias", "blocks.1.attn.qkv.weight"} <= labels
+    mods = sorted(n["module"] for n in nodes if n["name"] == "AddmmBackward0")
+    assert mods == ["blocks.0.attn.qkv", "blocks.1.attn.qkv"]
+    # stack positions as in the widget: blocks.N are the root's children (1), attn 2, qkv 3
+    shell.ok("%%graph --depth 0\nnet(engine.randn(3, 4))")
+    groups = [n for n in shell.magics.last.data["nodes"] if n["op"] == "module"]
+    assert sorted((g["label"], g["name"]) for g in groups) == [("blocks.0", "Block"), ("blocks.1", "Block")]
+    shell.ok("%%graph --depth 1\nnet(engine.randn(3, 4))")
+    folded = shell.magics.last.data["nodes"]
+    groups = [n for n in folded if n["op"] == "module"]
+    assert sorted((g["label"], g["name"]) for g in groups) == [("blocks.0.attn", "Attn"), ("blocks.1.attn", "Attn")]
+    assert all(g["members"] == 4 for g in groups)  # relu, addmm, weight, bias
+    assert sorted(n["module"] for n in folded if n["name"] == "AddBackward0") == ["blocks.0", "blocks.1"]
+    out = shell.ok("%%graph --depth 1\nnet(engine.randn(3, 4))")
+    assert "blocks.0.attn (4 nodes)" in out
 
 
 def test_graph_widget_model(shell):

@@ -1,5 +1,6 @@
 """engine.profiler: records, aggregation, nesting, copies, debug levels."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -7,6 +8,11 @@ import pytest
 import engine
 from engine import profiler
 from engine.runtime import launch
+from engine.runtime.device import default_device
+
+
+def _profiling_queue():
+    return bool(default_device().queue.properties & 2)  # CL_QUEUE_PROFILING_ENABLE
 
 
 def test_profile_records_kernels_and_copies():
@@ -29,6 +35,28 @@ def test_profile_records_kernels_and_copies():
     assert prof.total_seconds == pytest.approx(sum(r["seconds"] for r in prof.records))
     assert prof.wall_seconds > 0
     assert launch._PROFILE[0] is None or launch.debug_level() >= 2
+
+
+def test_queue_profiles_only_while_needed():
+    """A profiling queue costs per launch on some drivers: the runtime switches back after."""
+    if os.environ.get("CLGRAD_PROFILE") or launch.debug_level() >= 2:
+        pytest.skip("profiling forced on")
+    engine.ones(4).sum().item()
+    assert not _profiling_queue()
+    with profiler.profile() as outer:
+        assert _profiling_queue()
+        with profiler.profile():
+            engine.ones(4) + 1
+        assert _profiling_queue()
+        engine.ones(4) * 2
+    assert not _profiling_queue()
+    assert all(r["seconds"] == r["seconds"] for r in outer.records)  # read before the switch
+    profiler.set_debug(2)
+    try:
+        assert _profiling_queue()
+    finally:
+        profiler.set_debug(0)
+    assert not _profiling_queue()
 
 
 def test_key_averages_and_table():
