@@ -56,14 +56,20 @@ def synchronize(torch):
 
 
 class Timer:
-    """Wall-clock seconds spent in the training loop (device synchronised at stop)."""
+    """Training steps/s: call step() after every training step; the first `warmup` steps (kernel builds,
+    allocator warm-up) are left out, and the device is synchronised before each clock reading."""
 
-    def __init__(self, torch):
-        self.torch, self.total, self._t = torch, 0.0, None
+    def __init__(self, torch, warmup=3):
+        self.torch, self.warmup, self.count, self._t0, self._t = torch, warmup, 0, None, None
 
-    def start(self):
-        self._t = time.perf_counter()
+    def step(self):
+        self.count += 1
+        if self.count == self.warmup:
+            synchronize(self.torch)
+            self._t0 = time.perf_counter()
 
-    def stop(self):
+    def steps_per_s(self):
         synchronize(self.torch)
-        self.total += time.perf_counter() - self._t
+        if self._t0 is None or self.count == self.warmup:
+            return float("nan")
+        return (self.count - self.warmup) / (time.perf_counter() - self._t0)

@@ -100,7 +100,7 @@ def make_step(torch, nn, F, batch_size=64, vocab=60, context=8, n_embd=24, hidde
 
 def main(argv=None):
     ap = add_backend_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--context", type=int, default=8)
     ap.add_argument("--n-embd", type=int, default=24)
@@ -125,7 +125,6 @@ def main(argv=None):
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps, eta_min=args.lr / 10)
 
     timer = Timer(torch)
-    timer.start()
     for step in (bar := tqdm(range(args.steps), desc="char_lm", disable=args.quiet)):
         ix = torch.randint(0, len(Xtr), (args.batch_size,))
         loss = F.cross_entropy(model(Xtr[ix]), Ytr[ix])
@@ -133,10 +132,10 @@ def main(argv=None):
         loss.backward()
         optimizer.step()
         scheduler.step()
+        timer.step()
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
-    timer.stop()
-    sps = args.steps / timer.total
+    sps = timer.steps_per_s()
 
     train_loss = evaluate(torch, F, model, Xtr, Ytr)
     val_loss = evaluate(torch, F, model, Xva, Yva)

@@ -159,7 +159,7 @@ def make_step(torch, nn, F, batch_size=16, block_size=32, n_embd=64, n_head=4, n
 
 def main(argv=None):
     ap = add_backend_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--block-size", type=int, default=32)
     ap.add_argument("--n-embd", type=int, default=64)
@@ -194,7 +194,6 @@ def main(argv=None):
 
     val_before = estimate_loss(torch, model, val_data, B, T)
     timer = Timer(torch)
-    timer.start()
     first_loss = None
     for step in (bar := tqdm(range(args.steps), desc="gpt", disable=args.quiet)):
         xb, yb = get_batch(torch, train_data, B, T)
@@ -204,12 +203,12 @@ def main(argv=None):
         nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
         optimizer.step()
         scheduler.step()
+        timer.step()
         if step == 0:
             first_loss = loss.item()
         if step % 25 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
-    timer.stop()
-    sps = args.steps / timer.total
+    sps = timer.steps_per_s()
     last_loss = loss.item()
     train_after = estimate_loss(torch, model, train_data, B, T)
     val_after = estimate_loss(torch, model, val_data, B, T)

@@ -22,7 +22,7 @@ def load_data(seed=0):
     return train_test_split(X, y.astype(np.int64), test_size=0.2, random_state=seed, stratify=y)
 
 
-def make_model(nn, hidden=128):
+def make_model(nn, hidden=256):
     return nn.Sequential(
         nn.Linear(64, hidden), nn.ReLU(),
         nn.Linear(hidden, hidden), nn.ReLU(),
@@ -38,7 +38,7 @@ def accuracy(torch, model, X, y):
     return (pred == y).float().mean().item()
 
 
-def make_step(torch, nn, F, batch_size=64, hidden=128, lr=3e-3):
+def make_step(torch, nn, F, batch_size=64, hidden=256, lr=3e-3):
     """One training step on a fixed random batch (for benchmarks): returns step() -> loss tensor."""
     model = make_model(nn, hidden)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -56,9 +56,9 @@ def make_step(torch, nn, F, batch_size=64, hidden=128, lr=3e-3):
 
 def main(argv=None):
     ap = add_backend_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--lr", type=float, default=3e-3)
     args = ap.parse_args(argv)
     torch, nn, F, DataLoader, TensorDataset = get_backend(args.torch)
@@ -77,22 +77,21 @@ def main(argv=None):
     timer, steps = Timer(torch), 0
     bar = tqdm(total=args.epochs * len(loader), desc="mlp_digits", disable=args.quiet)
     for epoch in range(args.epochs):
-        timer.start()
         for xb, yb in loader:
             loss = loss_fn(model(xb), yb)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             steps += 1
+            timer.step()
             bar.update(1)
             if steps % 20 == 0:
                 bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
-        timer.stop()
     bar.close()
+    sps = timer.steps_per_s()
 
     acc = accuracy(torch, model, X_test, y_test)
     train_acc = accuracy(torch, model, torch.tensor(X_train), torch.tensor(y_train))
-    sps = steps / timer.total
     print(f"test accuracy {acc:.4f} (train {train_acc:.4f}) after {steps} steps; {sps:.1f} steps/s")
     return {"metric": acc, "accuracy": acc, "train_accuracy": train_acc, "final_loss": loss.item(),
             "steps": steps, "steps_per_s": sps}
