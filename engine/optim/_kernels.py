@@ -123,6 +123,15 @@ def _body(kind, flags):
         L.append("T denom = sqrt(exp_avg_sq / bc2) + eps;")
         L.append("p = p + cg * g / denom;")
         L.append("p = p + cm * exp_avg / denom;")
+    elif kind == "rprop":
+        bufs = ["prev", "step_size"]
+        scal = ["etaminus", "etaplus", "smin", "smax"]
+        L.append("T prod = g * prev;")
+        L.append("T sgn = prod > (T)0 ? etaplus : (prod < (T)0 ? etaminus : (T)1);")
+        L.append("step_size = clamp(step_size * sgn, smin, smax);")
+        L.append("if (sgn == etaminus) g = (T)0;")
+        L.append("p = p + (T)(-1) * sign(g) * step_size;")
+        L.append("prev = g;")
     else:
         raise ValueError(kind)
     return bufs, scal, L
@@ -132,7 +141,7 @@ def _body(kind, flags):
 # by every parameter of a launch.
 PER_SLOT = {"sgd": ["first"], "adam": ["bc2_sqrt", "neg_step_size"], "rmsprop": [], "adagrad": ["neg_clr"],
             "adadelta": [], "adamax": ["neg_clr"], "radam": ["bc1", "bc2_sqrt", "rect", "use_rect"],
-            "nadam": ["bc2", "cg", "cm"]}
+            "nadam": ["bc2", "cg", "cm"], "rprop": []}
 INT_SCALARS = ("first", "use_rect")
 # float32 scalar state tensors that work-item 0 of each slot sets (torch keeps them as tensors)
 SCALAR_STATES = {"sgd": [], "nadam": ["step", "mu_product"]}

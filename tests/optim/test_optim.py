@@ -118,6 +118,8 @@ CASES = [
     ("RAdam", dict()),
     ("RAdam", dict(lr=0.01, betas=(0.5, 0.9), weight_decay=0.1)),
     ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("Rprop", dict()),
+    ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2), maximize=True)),
 ]
 
 
@@ -372,7 +374,7 @@ def test_errors():
 def test_defaults_and_repr():
     p = engine.nn.Parameter(engine.ones(2))
     tp = torch.nn.Parameter(torch.ones(2))
-    for name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam"):
+    for name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop"):
         e = getattr(engine.optim, name)([p])
         t = getattr(torch.optim, name)([tp])
         assert e.defaults == t.defaults, name
