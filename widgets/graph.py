@@ -482,17 +482,24 @@ class GraphView(anywidget.AnyWidget):
     detail = T.Dict().tag(sync=True)
     height = T.Int(520).tag(sync=True)
 
+    static_fallback = True      # add the SVG as text/html to the output bundle
+    static_max_nodes = 1500     # ... when at most this many nodes are shown
+
     def __init__(self, tensor, module=None, depth=1, names=None, saved=True, grads=True, recording=None,
                  height=520, title=None):
-        if isinstance(tensor, GraphModel):
-            gm = tensor
+        fixed = tensor if isinstance(tensor, dict) else None  # a graph_data() result: drawn as is
+        if isinstance(tensor, GraphModel) or fixed is not None:
+            gm = None if fixed is not None else tensor
         else:
             gm = GraphModel(tensor, module=module, names=names, saved=saved, grads=grads, recording=recording)
         super().__init__(depth=depth, height=height)
         self.model = gm
         self.title = title
         self.expanded, self.collapsed = set(), set()
-        self._relayout()
+        if fixed is not None:
+            self.graph = fixed
+        else:
+            self._relayout()
         self.observe(self._on_depth, names="depth")
         self.on_msg(self._on_msg)
 
@@ -503,6 +510,8 @@ class GraphView(anywidget.AnyWidget):
         self._relayout()
 
     def _relayout(self):
+        if self.model is None:
+            raise RuntimeError("this GraphView draws a fixed graph_data() result; pass the tensor to fold and unfold")
         self.graph = self.model.layout(self.depth, self.expanded, self.collapsed)
         if self.selected and not any(n["id"] == self.selected for n in self.graph["nodes"]):
             self.select("")
@@ -540,7 +549,13 @@ class GraphView(anywidget.AnyWidget):
     def select(self, node_id):
         """Open the detail panel of a node ('n3', 'g:blocks.0'); '' closes it."""
         self.selected = node_id
-        self.detail = _jsonable(self.model.detail(node_id)) if node_id else {}
+        if not node_id:
+            self.detail = {}
+        elif self.model is not None:
+            self.detail = _jsonable(self.model.detail(node_id))
+        else:
+            n = next((n for n in self.graph["nodes"] if n["id"] == node_id), None)
+            self.detail = _jsonable({**n, "label": n["label"]}) if n else {}
 
     def refresh(self, recording=None):
         """Re-read gradients (leaf .grad, and a backward recording's) and redraw."""
@@ -593,7 +608,11 @@ class GraphView(anywidget.AnyWidget):
             meta = None
         data = dict(data or {})
         data["text/plain"] = repr(self)
-        data["text/html"] = f'<div class="clgrad-static">{self.to_svg()}</div>'
+        if self.static_fallback:
+            if len(self.graph["nodes"]) <= self.static_max_nodes:
+                data["text/html"] = f'<div class="clgrad-static">{self.to_svg()}</div>'
+            else:
+                data["text/html"] = f"<pre>{escape(repr(self))} (too big for a static drawing)</pre>"
         return (data, meta) if meta is not None else data
 
 

@@ -104,12 +104,14 @@ def _grad_info(g):
 
 
 class BackpropStepper(anywidget.AnyWidget):
-    """BackpropStepper(recording, graph=None, module=None, interval=0.6)
+    """BackpropStepper(recording, graph=None, module=None, depth=None, interval=0.6, height=460)
 
     recording  the list that `engine.autograd.graph.record_backward()` yields
-    graph      the tensor the backward started from (or a GraphModel); default: the graph
-               walked from the first recorded node
-    Python API: .step(), .back(), .goto(i), .current (dict), len(stepper), .index."""
+    graph      the tensor the backward started from, a GraphModel, or a graph_data() dict
+               to draw; default: the graph walked from the first recorded node
+    depth      fold modules deeper than this (None: every op shown); a step inside a
+               folded module highlights the module's node
+    Python API: .step(), .back(), .goto(i), .current (dict), len(stepper), .index, .order."""
     _esm = esm("stepper")
     graph = T.Dict().tag(sync=True)
     steps = T.List().tag(sync=True)
@@ -117,16 +119,25 @@ class BackpropStepper(anywidget.AnyWidget):
     interval = T.Float(0.6).tag(sync=True)
     height = T.Int(460).tag(sync=True)
 
-    def __init__(self, recording, graph=None, module=None, interval=0.6, height=460):
+    def __init__(self, recording, graph=None, module=None, depth=None, interval=0.6, height=460):
         recording = list(recording)
+        drawing = graph if isinstance(graph, dict) else None
         if isinstance(graph, GraphModel):
             gm = graph
         else:
-            root = graph if graph is not None else (recording[0].node if recording else None)
+            root = graph if graph is not None and drawing is None else (recording[0].node if recording else None)
             if root is None:
                 raise ValueError("BackpropStepper needs a non-empty recording or a graph")
             gm = GraphModel(root, module=module, saved=False, grads=True)
         gm.refresh(recording)
+        if drawing is None:
+            drawing = gm.layout(depth=depth)
+        shown = {n["id"] for n in drawing["nodes"]}
+
+        def visible(j):
+            if f"n{j}" in shown:
+                return f"n{j}"
+            return next((f"g:{p}" for p in gm.paths[j] if f"g:{p}" in shown), "")
         steps = []
         for i, ev in enumerate(recording):
             j = gm.by_node.get(ev.node)
@@ -135,7 +146,7 @@ class BackpropStepper(anywidget.AnyWidget):
                 label, ins, node_id, op = info.name, [], "", info.op
             else:
                 info = gm.infos[j]
-                label, ins, node_id, op = gm.labels[j], [gm.labels[k] for k in info.inputs], f"n{j}", info.op
+                label, ins, node_id, op = gm.labels[j], [gm.labels[k] for k in info.inputs], visible(j), info.op
             words, math_ = rule_for(op, info.name)
             gin = [g for (nx, _), g in zip(ev.node.next_functions, ev.grad_inputs) if nx is not None]
             outs = [{"to": ins[k] if k < len(ins) else f"input {k}", "grad": _grad_info(g)} for k, g in enumerate(gin)]
@@ -148,7 +159,7 @@ class BackpropStepper(anywidget.AnyWidget):
         super().__init__(interval=interval, height=height)
         self.model = gm
         self.recording = recording
-        self.graph = gm.layout(depth=None)
+        self.graph = drawing
         self.steps = steps
 
     def __len__(self):

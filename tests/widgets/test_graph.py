@@ -245,3 +245,26 @@ def test_layout_5000_nodes_about_a_second():
     assert dt < 6.0  # ~1 s alone on this machine; generous for a shared 2-core box
     for (a, b), back in zip(edges, lay["back"]):
         assert back or lay["pos"][a][1] < lay["pos"][b][1]
+
+
+def test_graphview_of_a_graph_data_dict():
+    m, loss = _mlp_loss()
+    d = graph_data(loss, m, depth=0)
+    gv = GraphView(d)
+    assert repr(gv) == "GraphView(nodes=5, edges=4, folded=2)"
+    assert gv.to_svg().count('class="clg-node') == 5
+    gv.select("n0")
+    assert gv.detail["label"] == "mean"
+    with pytest.raises(RuntimeError, match="fixed graph_data"):
+        gv.expand("fc1")
+
+
+def test_static_fallback_limits():
+    m, loss = _mlp_loss()
+    gv = GraphView(loss, m)
+    gv.static_max_nodes = 3
+    data, _ = gv._repr_mimebundle_()
+    assert "too big" in data["text/html"]
+    gv.static_fallback = False
+    data, _ = gv._repr_mimebundle_()
+    assert "text/html" not in data

@@ -136,3 +136,16 @@ def test_big_tensors_show_stats_small_show_values():
     assert "values" not in big["grad_out"][0] and "hist" in big["grad_out"][0]
     small = next(s for s in st.steps if s["grad_out"][0] and s["grad_out"][0]["numel"] == 2)
     assert len(small["grad_out"][0]["values"]) == 2
+
+
+def test_folded_graph_highlights_the_module(run):
+    m, x, loss, rec = run
+    st = BackpropStepper(rec, loss, module=m, depth=0)
+    assert {n["id"] for n in st.graph["nodes"]} == {"n0", "n1", "g:fc2", "n5", "g:fc1"}
+    assert [s["node"] for s in st.steps] == ["n0", "n1"] + ["g:fc2"] * 4 + ["g:fc2", "n5"] + ["g:fc1"] * 5
+    # a graph_data() dict is drawn as given
+    from widgets import graph_data
+    d = graph_data(loss, m, depth=0, saved=False)
+    st2 = BackpropStepper(rec, d)
+    assert st2.graph is d or st2.graph == d
+    assert [s["node"] for s in st2.steps] == [s["node"] for s in st.steps]
