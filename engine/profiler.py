@@ -21,10 +21,12 @@ Each record is a plain dict:
     bytes        bytes moved: exact for copies; for kernels the total size of their buffer
                  arguments, an upper bound (a view's kernel is given its whole storage)
 
-Profiling needs queues made with CL_QUEUE_PROFILING_ENABLE: the first profile (or debug level
-2+) drains each device's queue and gives it a profiling one, which it keeps; on PoCL this
-showed no measurable per-launch cost (10-14 us per small launch either way).  Launches inside
-the block are recorded; the block waits for them at its end.
+Profiling needs queues made with CL_QUEUE_PROFILING_ENABLE.  Such a queue costs per launch on
+some drivers (on an H200, 12.2 -> 17.7 us for a small kernel launched back to back, +2.6 us
+more while a profile records; no difference for a 2^24-element add; PoCL showed none within
+the noise), so a profile (or debug level 2+) drains each device's queue and gives it a
+profiling one only while it runs, and a plain one afterwards (CLGRAD_PROFILE=1 keeps them on).
+Launches inside the block are recorded; the block waits for them at its end.
 
 `set_debug(level)` switches the runtime's debug output (stderr) at run time, as
 CLGRAD_DEBUG does at start-up: 0 off, 1 devices, 2 every kernel launch with its device time
