@@ -67,7 +67,7 @@ class GradientFlow(W.VBox):
         self.params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self._pname = {id(p): n for n, p in self.params}
         self._handles.append(module.register_forward_pre_hook(self._on_forward))
-        for n, p in self.params:
+        for _, p in self.params:
             self._handles.append(p.register_post_accumulate_grad_hook(self._on_grad))
         for path, m in module.named_modules():
             if path and not any(True for _ in m.children()):

@@ -75,6 +75,7 @@ class GraphModel:
                 param_names[id(t)] = p
         extra = {id(t): k for k, t in (names or {}).items()}
         # module path stacks of the op nodes, and the stack position of each path
+        extra_mods = {}
         self.depth_of = {}
         self.paths = []
         for n in self.infos:
@@ -82,7 +83,10 @@ class GraphModel:
             for m in n.modules:
                 p = mod_names.get(id(m))
                 if p is None and m is not self.module:
-                    p = f"{type(m).__name__}@{id(m):x}"  # a module outside `module`: unnamed
+                    # a module outside `module`: named by type and order of appearance
+                    p = f"<{type(m).__name__}#{sum(1 for k in extra_mods.values() if k[0] == type(m).__name__)}>"
+                    p = extra_mods.setdefault(id(m), (type(m).__name__, p))[1]
+                    mod_names[id(m)] = p
                     self.mod_types.setdefault(p, type(m).__name__)
                 if p:
                     ps.append(p)

@@ -268,3 +268,12 @@ def test_static_fallback_limits():
     gv.static_fallback = False
     data, _ = gv._repr_mimebundle_()
     assert "text/html" not in data
+
+
+def test_submodule_given_outer_modules_named_deterministically():
+    m = MLP(4, 8, 3)
+    loss = m(engine.randn(2, 4)).sum()
+    d = graph_data(loss, m.fc2, depth=None)  # the graph was made inside MLP, fc2 given
+    mods = {n["module"] for n in d["nodes"]}
+    assert "<MLP#0>" in mods or any(c["module"] == "<MLP#0>" for c in d["clusters"])
+    assert {n["label"] for n in d["nodes"] if n["kind"] == "param"} == {"weight", "bias", "param"}

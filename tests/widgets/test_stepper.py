@@ -67,7 +67,7 @@ def test_order_and_gradients_equal_pytorch(run):
         assert out["to"] == s["label"] + ".grad"
         ref = P[s["label"]].grad.numpy()
         assert out["grad"]["norm"] == pytest.approx(float(np.linalg.norm(ref)), rel=1e-5)
-        np.testing.assert_allclose(np.array(out["grad"]["heat"]).shape[0], min(ref.reshape(-1, ref.shape[-1]).shape[0], 16))
+        assert len(out["grad"]["heat"]) == min(ref.reshape(-1, ref.shape[-1]).shape[0], 16)
 
 
 def test_outgoing_gradients_follow_the_edges(run):
