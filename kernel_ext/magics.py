@@ -46,15 +46,29 @@ def _strip(s):
 
 
 class _CaptureLast(ast.NodeTransformer):
-    """AST transformer for one run_cell: `expr` as the cell's last statement becomes
-    `__clgrad_cell_value__ = expr` (same line numbers, so tracebacks show the user's source)."""
+    """AST transformer for one run_cell: the cell's final value goes to __clgrad_cell_value__
+    instead of the display (same line numbers, so tracebacks show the user's source).
+    `expr` as the last statement becomes `__clgrad_cell_value__ = expr`; after a last
+    `name = expr` (one plain name), `__clgrad_cell_value__ = name` follows and `name` is kept
+    as the label."""
+
+    def __init__(self):
+        self.label = None
 
     def visit_Module(self, node):
-        if node.body and isinstance(node.body[-1], ast.Expr):
-            last = node.body[-1]
+        if not node.body:
+            return node
+        last = node.body[-1]
+        if isinstance(last, ast.Expr):
             node.body[-1] = ast.copy_location(
                 ast.Assign(targets=[ast.copy_location(ast.Name(_VALUE, ast.Store()), last)], value=last.value), last)
-            ast.fix_missing_locations(node)
+        elif isinstance(last, (ast.Assign, ast.AnnAssign)):
+            targets = last.targets if isinstance(last, ast.Assign) else [last.target]
+            if len(targets) == 1 and isinstance(targets[0], ast.Name) and getattr(last, "value", None) is not None:
+                self.label = targets[0].id
+                extra = ast.Assign(targets=[ast.Name(_VALUE, ast.Store())], value=ast.Name(self.label, ast.Load()))
+                node.body.append(ast.copy_location(extra, last))
+        ast.fix_missing_locations(node)
         return node
 
 
@@ -103,6 +117,7 @@ class ClgradMagics(Magics):
         err = res.error_before_exec or res.error_in_exec
         if err is not None:
             raise UsageError(f"%%{magic}: the cell raised {type(err).__name__}: {err}".splitlines()[0])
+        self._label = tr.label if tr is not None and tr.label else "(cell value)"
         return value
 
     def _targets(self, names, value, magic):
@@ -118,12 +133,12 @@ class ClgradMagics(Magics):
         if value is _NOVALUE:
             raise UsageError(f"%%{magic}: the cell has no final expression to use; end it with the tensor, "
                              f"or name it: %%{magic} VAR")
-        return [("(cell value)", value)]
+        return [(getattr(self, "_label", "(cell value)"), value)]
 
     def _check_tensor(self, label, t, magic):
         import engine
         if not isinstance(t, engine.Tensor):
-            raise UsageError(f"%%{magic}: {label} is a {type(t).__name__}, not an engine Tensor")
+            raise UsageError(f"%%{magic}: {label} is not an engine Tensor (got {type(t).__name__})")
         return t
 
     def _var_names(self):
@@ -270,7 +285,8 @@ class ClgradMagics(Magics):
         self.last_recording = rec
         Stepper = _widget("BackpropStepper") if self._widgets_on() else None
         if Stepper is not None:
-            w = _build("BackpropStepper", lambda: Stepper(rec, graph=t))
+            root = self._root_module([t])
+            w = _build("BackpropStepper", lambda: Stepper(rec, graph=t, module=root))
             if w is not None:
                 self._show(w)
                 return
@@ -395,7 +411,7 @@ class ClgradMagics(Magics):
         except Exception as e:
             raise UsageError(f"%grad_watch: cannot evaluate {name!r}: {type(e).__name__}: {e}") from None
         if not isinstance(m, nn.Module):
-            raise UsageError(f"%grad_watch: {name} is a {type(m).__name__}, not an nn.Module")
+            raise UsageError(f"%grad_watch: {name} is not an nn.Module (got {type(m).__name__})")
         return m
 
     def post_run_cell(self, result=None):

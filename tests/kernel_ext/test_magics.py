@@ -79,6 +79,8 @@ def test_graph_text(shell):
 def test_graph_named_vars_modules_and_grads(shell):
     shell.ok("engine.manual_seed(0)\nmlp = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))\n"
              "inp = engine.randn(5, 3)")
+    shell.ok("%%graph\nloss = mlp(inp).pow(2).mean()")  # a final `name = ...` shows `name`
+    assert shell.magics.last.data["nodes"][0]["label"] == "loss"
     shell.ok("%%graph loss\nloss = mlp(inp).pow(2).mean()\nloss.backward(retain_graph=True)")
     model = shell.magics.last.data
     labels = {n["label"] for n in model["nodes"]}
@@ -179,7 +181,8 @@ def test_graph_errors(shell):
     shell.fails("%%graph --bogus\n1", "unrecognized arguments")
     err, out = shell.fails("%%graph\n1 / 0", "ZeroDivisionError")
     assert "ZeroDivisionError" in out and "1 / 0" in out  # the user's own traceback is shown
-    shell.fails("%%graph\nz = 1", "no final expression")
+    shell.fails("%%graph\nfor _ in range(2): pass", "no final expression")
+    shell.fails("%%graph\nz = 1", "z is not an engine Tensor (got int)")
     shell.fails("%%graph\n3", "not an engine Tensor")
     shell.fails("%%graph\nengine.ones(2)", "has no autograd graph")
     shell.fails("%%graph no_such_name\npass", "cannot evaluate 'no_such_name'")
