@@ -198,3 +198,33 @@ class Throttle:
             self.last = self.clock()
             self.calls += 1
             self.fn()
+
+
+# ---- flush live widgets when a notebook cell finishes ------------------------------------
+_LIVE = None
+
+
+def flush_after_cell(widget):
+    """Make IPython call widget.flush() after each cell (so the last throttled points show).
+
+    One post_run_cell callback serves every live widget; widgets are held weakly."""
+    global _LIVE
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+    if _LIVE is None:
+        import weakref
+        _LIVE = weakref.WeakSet()
+
+        def flush_all(*args, **kwargs):
+            for w in list(_LIVE):
+                try:
+                    w.flush()
+                except Exception:  # noqa: BLE001 - a closed widget must not break the shell
+                    _LIVE.discard(w)
+        ip.events.register("post_run_cell", flush_all)
+    _LIVE.add(widget)

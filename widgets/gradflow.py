@@ -23,7 +23,7 @@ from plotly.subplots import make_subplots
 
 import engine
 
-from ._util import Throttle, fmt
+from ._util import Throttle, flush_after_cell, fmt
 
 __all__ = ["GradientFlow"]
 
@@ -107,6 +107,7 @@ class GradientFlow(W.VBox):
             fig.add_scatter(x=[], y=[], mode="lines", name=n, row=2, col=1)
         self.fig = go.FigureWidget(fig)
         super().__init__([self.banner, self.fig])
+        flush_after_cell(self)
 
     # ---- hooks --------------------------------------------------------------------------------
     def _on_forward(self, module, args):

@@ -499,6 +499,7 @@ class GraphView(anywidget.AnyWidget):
         super().__init__(depth=depth, height=height)
         self.model = gm
         self.title = title
+        self._names, self._saved = names, saved
         self.expanded, self.collapsed = set(), set()
         if fixed is not None:
             self.graph = fixed
@@ -564,6 +565,18 @@ class GraphView(anywidget.AnyWidget):
     def refresh(self, recording=None):
         """Re-read gradients (leaf .grad, and a backward recording's) and redraw."""
         self.model.refresh(recording)
+        self._relayout()
+        if self.selected:
+            self.select(self.selected)
+
+    def update(self, tensor, recording=None):
+        """Show the graph behind a new tensor (e.g. this step's loss), keeping the module,
+        names and the folding the user chose."""
+        if self.model is None:
+            raise RuntimeError("this GraphView draws a fixed graph_data() result; pass the tensor to update it")
+        old = self.model
+        self.model = GraphModel(tensor, module=old.module, names=self._names, saved=self._saved,
+                                grads=old.want_grads, recording=recording)
         self._relayout()
         if self.selected:
             self.select(self.selected)

@@ -24,7 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._util import Throttle, fmt
+from ._util import Throttle, flush_after_cell, fmt
 
 __all__ = ["TrainingMonitor", "ema"]
 
@@ -111,6 +111,7 @@ class TrainingMonitor(W.VBox):
         now = self.clock()
         if self._t0 is None:
             self._t0, self._step0 = now, step
+            flush_after_cell(self)
         self._last_step = step
         self._steps_seen += 1
         for k, v in scalars.items():

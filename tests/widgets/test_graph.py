@@ -277,3 +277,15 @@ def test_submodule_given_outer_modules_named_deterministically():
     mods = {n["module"] for n in d["nodes"]}
     assert "<MLP#0>" in mods or any(c["module"] == "<MLP#0>" for c in d["clusters"])
     assert {n["label"] for n in d["nodes"] if n["kind"] == "param"} == {"weight", "bias", "param"}
+
+
+def test_update_keeps_folding():
+    m = MLP(4, 8, 3)
+    x = engine.randn(5, 4)
+    gv = GraphView((m(x) ** 2).mean(), m, depth=0)
+    gv.expand("fc2")
+    before = repr(gv)
+    loss2 = (m(x) ** 2).mean()
+    gv.update(loss2)
+    assert repr(gv) == before == "GraphView(nodes=9, edges=8, folded=1)"
+    assert gv.model.root is loss2 and gv.is_expanded("fc2") and not gv.is_expanded("fc1")
