@@ -102,3 +102,19 @@ def test_kernel_profile_renders_and_sorts(tmp_path):
                       {"click": "th[data-col=name]"}, {"text": "tbody tr td"}], tmp_path)
     assert out["report"][0]["n"] == 2 and out["report"][1]["n"] == 2
     assert out["report"][2]["value"] == "add"  # sorted by name, ascending
+
+
+def test_graphview_toolbar_and_cluster_fold(tmp_path):
+    m, loss = _mlp()
+    gv = GraphView(loss, m, depth=1)  # fc1, fc2 open: drawn as boxes
+    out = run_js(gv, [{"count": "g.clg-cluster"}, {"click": "g.clg-cluster text"},
+                      {"click": ".clg-bar button", "index": 1}, {"click": ".clg-bar button", "index": 2},
+                      {"text": ".clg-depth"}], tmp_path)
+    assert out["report"][0]["n"] == 2
+    assert out["sent"][0] == {"type": "toggle", "module": "fc1"}
+    assert out["sent"][1] == {"type": "depth", "depth": 0} and out["sent"][2] == {"type": "depth", "depth": 2}
+    assert out["report"][1]["value"] == "depth 1"
+    # what the browser sends, Python applies
+    for msg in out["sent"]:
+        gv._on_msg(gv, msg, [])
+    assert gv.depth == 2

@@ -133,3 +133,16 @@ def test_repr_in_mimebundle_is_deterministic():
     data = mon._repr_mimebundle_()
     data = data[0] if isinstance(data, tuple) else data
     assert data["text/plain"] == "TrainingMonitor(scalars=['loss'], logged=1, total=10)"
+
+
+def test_flushed_after_an_ipython_cell():
+    from IPython.testing.globalipapp import get_ipython
+    ip = get_ipython()
+    ip.run_cell("from widgets import TrainingMonitor\n"
+                "_m = TrainingMonitor(interval=1e9)\n"
+                "_m.log(0, loss=1.0)\n"
+                "_m.log(1, loss=0.5)\n"
+                "_r = _m.redraws")
+    assert ip.user_ns["_r"] == 1            # the second log was throttled inside the cell
+    assert ip.user_ns["_m"].redraws == 2    # and drawn when the cell finished
+    assert list(ip.user_ns["_m"].fig.data[1].x) == [0, 1]
