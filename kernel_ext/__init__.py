@@ -29,22 +29,31 @@ def _module_html(m):
         return None
 
 
+_TYPES = (("engine.tensor", "Tensor", _tensor_html), ("engine.nn.modules.module", "Module", _module_html))
+
+
+def _start_shapes_when_engine_loaded(*_):
+    """Record module output shapes once engine.nn is imported (without importing it ourselves)."""
+    import sys
+    from . import display
+    if display._hook[0] is None and "engine.nn.modules.module" in sys.modules:
+        display.start_shape_recording()
+
+
 def load_ipython_extension(ip):
     if _state.get("ip") is ip:
         return
-    import engine
-    from engine import nn
-
-    from . import display
     from .magics import ClgradMagics
 
     magics = ClgradMagics(shell=ip)
     ip.register_magics(magics)
+    # deferred by name: engine is imported when the first Tensor / Module is shown, not here
     fmt = ip.display_formatter.formatters["text/html"]
-    prev = {engine.Tensor: fmt.for_type(engine.Tensor, _tensor_html),
-            nn.Module: fmt.for_type(nn.Module, _module_html)}
+    prev = {f"{mod}.{name}": fmt.for_type_by_name(mod, name, fn) for mod, name, fn in _TYPES}
     ip.events.register("post_run_cell", magics.post_run_cell)
-    display.start_shape_recording()
+    ip.events.register("pre_run_cell", _start_shapes_when_engine_loaded)
+    ip.events.register("post_run_cell", _start_shapes_when_engine_loaded)
+    _start_shapes_when_engine_loaded()
     _state.update(ip=ip, magics=magics, prev=prev)
 
 
@@ -56,19 +65,22 @@ def unload_ipython_extension(ip):
     magics.close()
     table = ip.magics_manager.magics
     for kind, names in magics.magics.items():
-        for name, fn in names.items():
+        for name in names:
             if getattr(table[kind].get(name), "__self__", None) is magics:
                 del table[kind][name]
     if ip.magics_manager.registry.get(type(magics).__name__) is magics:
         del ip.magics_manager.registry[type(magics).__name__]
     fmt = ip.display_formatter.formatters["text/html"]
-    for typ, old in prev.items():
-        fmt.pop(typ, None)
+    for key, old in prev.items():
+        fmt.pop(key, None)
         if old is not None:
-            fmt.for_type(typ, old)
-    try:
-        ip.events.unregister("post_run_cell", magics.post_run_cell)
-    except ValueError:
-        pass
+            mod, name = key.rsplit(".", 1)
+            fmt.for_type_by_name(mod, name, old)
+    for event, cb in (("post_run_cell", magics.post_run_cell), ("pre_run_cell", _start_shapes_when_engine_loaded),
+                      ("post_run_cell", _start_shapes_when_engine_loaded)):
+        try:
+            ip.events.unregister(event, cb)
+        except ValueError:
+            pass
     display.stop_shape_recording()
     _state.clear()
