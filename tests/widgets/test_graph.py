@@ -289,3 +289,20 @@ def test_update_keeps_folding():
     gv.update(loss2)
     assert repr(gv) == before == "GraphView(nodes=9, edges=8, folded=1)"
     assert gv.model.root is loss2 and gv.is_expanded("fc2") and not gv.is_expanded("fc1")
+
+
+def test_synced_state_is_strict_json_with_non_finite_values():
+    import json
+    from engine.autograd.graph import record_backward
+    from widgets import BackpropStepper
+    w = engine.nn.Parameter(engine.tensor([1.0, -1.0, 0.0]))
+    y = (w.log() * w.sqrt()).sum()
+    gv = GraphView(y, names={"w": w})
+    with record_backward() as rec:
+        y.backward(retain_graph=True)
+    gv.refresh(rec)
+    json.dumps(gv.graph, allow_nan=False)
+    for n in gv.nodes:
+        gv.select(n["id"])
+        json.dumps(gv.detail, allow_nan=False)
+    json.dumps(BackpropStepper(rec, y).steps, allow_nan=False)
