@@ -142,3 +142,62 @@ class AvgPoolBackward(Function):
     @staticmethod
     def backward(ctx, gg):
         return AvgPool.apply(gg, *ctx.args), None, None, None, None, None
+
+
+def _raw_view(t, shape):
+    """A raw view of contiguous t with a new shape (no autograd)."""
+    from .matmul import _view
+    return _view(contiguous_raw(t), shape)
+
+
+class Convolution(Function):
+    """conv over (N, C, H, W) with weight (OC, C/groups, KH, KW): im2col + one batched GEMM with the
+    bias fused in as the GEMM's addend.  One graph node, as PyTorch's ConvolutionBackward0; the
+    backward recomputes the columns (nothing of size K x L is kept) and is written with Tensor ops,
+    so double backward works."""
+    node_name = "ConvolutionBackward0"
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, geom, groups, pointwise):
+        from .matmul import _gemm_raw
+        C, H, W, OH, OW, KH, KW = geom[:7]
+        N = x._shape[0]
+        OC = weight._shape[0]
+        G = groups
+        K = C // G * KH * KW
+        L = OH * OW
+        cols = _raw_view(x, (N, G, K, L)) if pointwise else im2col_raw(x, geom)
+        cols = _raw_view(cols, (N, G, K, L))
+        w3 = _raw_view(weight, (G, OC // G, K))
+        if bias is not None:
+            out = _gemm_raw(w3, cols, _raw_view(bias, (G, OC // G, 1)), 1, 1)
+        else:
+            out = _gemm_raw(w3, cols)
+        ctx.save_for_backward(x, weight)
+        ctx.args = (geom, G, pointwise, bias is not None)
+        return _raw_view(out, (N, OC, OH, OW))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        geom, G, pointwise, has_bias = ctx.args
+        C, H, W, OH, OW, KH, KW = geom[:7]
+        N = x.shape[0]
+        OC = weight.shape[0]
+        K = C // G * KH * KW
+        L = OH * OW
+        g4 = g.reshape(N, G, OC // G, L)
+        gx = gw = gb = None
+        need = ctx.needs_input_grad
+        if need[0]:
+            gcols = weight.reshape(G, OC // G, K).transpose(1, 2).matmul(g4)          # (N, G, K, L)
+            if pointwise:
+                gx = gcols.reshape(x.shape)
+            else:
+                gx = Col2Im.apply(gcols.reshape(N, C * KH * KW, L), geom, N)
+        if need[1]:
+            cols = x.reshape(N, G, K, L) if pointwise else Im2Col.apply(x, geom).reshape(N, G, K, L)
+            gw = g4.matmul(cols.transpose(2, 3)).sum(0).reshape(weight.shape)
+        if has_bias and need[2]:
+            gb = g.sum((0, 2, 3))
+        return gx, gw, gb, None, None, None

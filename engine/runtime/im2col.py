@@ -1,15 +1,18 @@
 """Generated kernels for convolution and pooling over (N, C, H, W) inputs (1-D uses H = 1).
 
 One work-item per column (a fixed w / ow, looping over h / oh), so the index arithmetic is paid
-once per column and neighbouring work-items touch neighbouring addresses; every backward is a
-*gather* over the outputs that read an element (no atomics, deterministic).  Kernels are specialised on the C type, the index type
-and the op only: sizes, strides, offsets and window parameters are arguments.
+once per column and neighbouring work-items touch neighbouring addresses.  Every backward is a
+gather: a work-item owns one input column, zeroes it and adds, in a fixed order, every output
+that read each element (no atomics, deterministic).  Window loops have bounds uniform across
+work-items, which PoCL vectorises.  Kernels are specialised on the C type, the index type, the
+op and dilation-or-not only: sizes, strides, offsets and window parameters are arguments.
 
-  im2col:   cols[n, c, kh, kw, oh, ow] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]  (0 outside)
-  col2im:   dx[n, c, h, w] = sum of the cols entries that read x[n, c, h, w]
-  pool_fwd: max (value + flat h*W+w index, NaN propagates as PyTorch) or average, regular or
-            adaptive windows
-  pool_bwd: max (gather of the grads whose index is this element) or average
+  im2col:       cols[n, c, kh, kw, oh, ow] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]  (0 outside)
+  col2im:       dx[n, c, h, w] = sum of the cols entries that read x[n, c, h, w]
+  pool_fwd:     max (value + flat h*W+w index, NaN propagates as PyTorch) or average, regular or
+                adaptive windows
+  pool_bwd:     max (grads whose saved index is this element) or average
+  pool_scatter: max backward when windows cannot overlap (a store at the saved index)
 """
 import numpy as np
 
@@ -393,7 +396,8 @@ def pool_bwd(device, op, adaptive, out, g, idx, geom, cip, divisor, big):
         return
     ibuf = idx._storage.buf if idx is not None else g._storage.buf
     ioff = idx._offset if idx is not None else 0
-    args = [out._storage.buf, g._storage.buf, it(g._offset), ibuf, it(ioff)] + _geom(it, geom) + [np.int32(cip), it(divisor), it(n)]
+    args = ([out._storage.buf, g._storage.buf, it(g._offset), ibuf, it(ioff)] + _geom(it, geom)
+            + [np.int32(cip), it(divisor), it(n)])
     dil = geom[11] != 1 or geom[12] != 1
     _run(device, ("pool_bwd", ct, I, op, adaptive, dil), lambda: gen_pool_bwd(ct, I, op, adaptive, dil), "pool_bwd",
          n, args)

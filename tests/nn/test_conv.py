@@ -308,3 +308,10 @@ def test_conv_dtype_errors(case):
     if not fp64():
         pytest.skip("device has no fp64")
     _same_error(lambda: case(engine), lambda: case(torch))
+
+
+def test_grad_fn_names():
+    x = engine.tensor(randn(*X2), requires_grad=True)
+    assert F.conv2d(x, engine.tensor(randn(6, 4, 3, 3))).grad_fn.name() == "ConvolutionBackward0"
+    assert engine.nn.functional.max_pool2d(x, 2).grad_fn.name() == "MaxPool2DWithIndicesBackward0"
+    assert engine.nn.functional.avg_pool2d(x, 2).grad_fn.name() == "AvgPool2DBackward0"

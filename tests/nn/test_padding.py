@@ -5,7 +5,6 @@ import pytest
 import torch
 
 import engine
-import engine.nn as nn
 from tests.engine.helpers import check_op, fp64
 from tests.nn.helpers import check_module, randn
 

@@ -4,7 +4,7 @@ The columns are (N, C*KH*KW, OH*OW), channel-major, so groups are a free view
 (N, G, Cg*KH*KW, L) and the product with the (G, OCg, Cg*KH*KW) weight is one batched GEMM.
 Backward: grad weight and grad columns come from the GEMM's backward, grad input from col2im
 (a gather kernel, deterministic).  A 1x1 convolution with stride 1 and no padding skips im2col."""
-from ...ops.conv import Col2Im, Im2Col, im2col_raw
+from ...ops.conv import Col2Im, Convolution, Im2Col
 from ...ops.matmul import matmul
 from ...tensor import Tensor
 
@@ -122,24 +122,12 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, nd):
         SH, SW = stride
         PH, PW = pads[0][0], pads[1][0]
         DH, DW = dilation
-    L = OH * OW
-    K = Cg * KH * KW
-    if KH == 1 and KW == 1 and SH == 1 and SW == 1 and PH == 0 and PW == 0 and H == OH and W == OW:
-        cols = x4.reshape(N, C, L)
-    else:
-        geom = (C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW)
-        if x4.requires_grad:
-            cols = Im2Col.apply(x4, geom)
-        else:
-            cols = im2col_raw(x4, geom)
-    if groups == 1:
-        out = matmul(weight.reshape(OC, K), cols)                              # (N, OC, L)
-    else:
-        out = matmul(weight.reshape(groups, OC // groups, K), cols.reshape(N, groups, K, L))
-        out = out.reshape(N, OC, L)
-    if bias is not None:
-        out = out + bias.reshape(OC, 1)
-    out = out.reshape((N, OC) + tuple(outs))
+    pointwise = KH == 1 and KW == 1 and SH == 1 and SW == 1 and PH == 0 and PW == 0 and H == OH and W == OW
+    geom = (C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW)
+    w4 = weight.unsqueeze(2) if nd == 1 else weight
+    out = Convolution.apply(x4, w4, bias, geom, groups, pointwise)
+    if nd == 1:
+        out = out.squeeze(2)
     if unbatched:
         out = out.squeeze(0)
     return out

@@ -164,10 +164,15 @@ class _ConvTransposeNd(_ConvNd):
             mn = (dim_size - 1) * stride[d] - 2 * padding[d] + dil * (kernel_size[d] - 1) + 1
             mx = mn + stride[d] - 1
             if not (mn <= output_size[d] <= mx):
-                raise ValueError(f"requested an output size of {output_size}, but valid sizes range from "
-                                 f"{[(input.size(i + num_non_spatial_dims) - 1) * stride[i] - 2 * padding[i] + (1 if dilation is None else dilation[i]) * (kernel_size[i] - 1) + 1 for i in range(num_spatial_dims)]} to "
-                                 f"{[(input.size(i + num_non_spatial_dims) - 1) * stride[i] - 2 * padding[i] + (1 if dilation is None else dilation[i]) * (kernel_size[i] - 1) + stride[i] for i in range(num_spatial_dims)]} "
-                                 f"(for an input of {list(input.size())[num_non_spatial_dims:]})")
+                lo, hi = [], []
+                for i in range(num_spatial_dims):
+                    di = 1 if dilation is None else dilation[i]
+                    m = (input.size(i + num_non_spatial_dims) - 1) * stride[i] - 2 * padding[i] + \
+                        di * (kernel_size[i] - 1) + 1
+                    lo.append(m)
+                    hi.append(m + stride[i] - 1)
+                raise ValueError(f"requested an output size of {output_size}, but valid sizes range from {lo} to "
+                                 f"{hi} (for an input of {list(input.size())[num_non_spatial_dims:]})")
             res.append(output_size[d] - mn)
         return tuple(res)
 
