@@ -220,8 +220,9 @@ class ClgradMagics(Magics):
     @cell_magic
     def graph(self, line, cell):
         """Run the cell, then show the autograd graph behind the named tensors (default: the
-        cell's final expression): node names (MulBackward0, ...), shapes and dtypes, parameters
-        named by module path (blocks.0.attn.qkv.weight), leaves by variable name.
+        cell's final expression, or NAME when the cell ends with `NAME = ...`): node names
+        (MulBackward0, ...), shapes and dtypes, parameters named by module path
+        (blocks.0.attn.qkv.weight), other leaves by variable name.
 
         In Jupyter this opens widgets.GraphView; elsewhere it prints the nodes as a table.
         """
@@ -258,8 +259,9 @@ class ClgradMagics(Magics):
               "(default: the cell's final expression)")
     @cell_magic
     def backprop(self, line, cell):
-        """Run the cell, call backward() on the scalar it produces while recording the backward
-        pass node by node, and open the backprop stepper on that recording.
+        """Run the cell, call backward() on the scalar it produces (its final expression, the
+        NAME of a final `NAME = ...`, or VAR) while recording the backward pass node by node,
+        and open the backprop stepper on that recording (a table of the steps outside Jupyter).
 
         The recording (BackwardEvent list: node, grad_outputs, grad_inputs) is kept in the
         magics' `last_recording`; gradients accumulate into .grad as with any backward().

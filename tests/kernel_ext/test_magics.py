@@ -378,5 +378,7 @@ def test_help_from_docstrings(shell):
                        ("cl_profile", "cell"), ("grad_watch", "line"), ("clgrad_debug", "line")):
         fn = shell.ip.magics_manager.magics[kind][name]
         assert fn.__doc__ and len(fn.__doc__) > 60
-    assert "--grads" in shell.ip.magics_manager.magics["cell"]["graph"].__doc__
+    assert "%graph [--grads] [--saved] [--depth N] [VAR ...]" in shell.ip.magics_manager.magics["cell"]["graph"].__doc__
+    out = shell.ok("%cl_device?")
+    assert "%cl_device [spec]" in out and "Select clgrad's default OpenCL device" in out
     assert "--every" in shell.ip.magics_manager.magics["line"]["grad_watch"].__doc__
