@@ -132,6 +132,14 @@ def _body(kind, flags):
         L.append("if (sgn == etaminus) g = (T)0;")
         L.append("p = p + (T)(-1) * sign(g) * step_size;")
         L.append("prev = g;")
+    elif kind == "asgd":
+        bufs = ["ax"]
+        scal = ["wd", "decay", "neg_eta", "mu_val", "mu_one"]
+        if f["wd"]:
+            L.append("g = fma(p, wd, g);")
+        L.append("p = p * decay;")
+        L.append("p = fma(g, neg_eta, p);")
+        L.append("ax = mu_one ? p : ax + (p - ax) * mu_val;")
     else:
         raise ValueError(kind)
     return bufs, scal, L
@@ -141,10 +149,10 @@ def _body(kind, flags):
 # by every parameter of a launch.
 PER_SLOT = {"sgd": ["first"], "adam": ["bc2_sqrt", "neg_step_size"], "rmsprop": [], "adagrad": ["neg_clr"],
             "adadelta": [], "adamax": ["neg_clr"], "radam": ["bc1", "bc2_sqrt", "rect", "use_rect"],
-            "nadam": ["bc2", "cg", "cm"], "rprop": []}
-INT_SCALARS = ("first", "use_rect")
+            "nadam": ["bc2", "cg", "cm"], "rprop": [], "asgd": ["decay", "neg_eta", "mu_val", "mu_one"]}
+INT_SCALARS = ("first", "use_rect", "mu_one")
 # float32 scalar state tensors that work-item 0 of each slot sets (torch keeps them as tensors)
-SCALAR_STATES = {"sgd": [], "nadam": ["step", "mu_product"]}
+SCALAR_STATES = {"sgd": [], "nadam": ["step", "mu_product"], "asgd": ["step", "eta", "mu"]}
 
 
 def scalar_states(kind):

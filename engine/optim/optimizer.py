@@ -208,7 +208,7 @@ class Optimizer:
     @staticmethod
     def _process_value_according_to_param_policy(param, value, param_id, param_groups, key=None):
         from .. import float32
-        if key in ("step", "mu_product"):  # float32 scalars the fused kernels write
+        if key in ("step", "mu_product", "eta", "mu") and value.dim() == 0:  # float32 scalars the kernels write
             v = value.to(dtype=float32, device=param.device)
         elif param.is_floating_point():
             v = value.to(dtype=param.dtype, device=param.device)
@@ -367,6 +367,15 @@ def _next_step(step_t):
     n += 1
     step_t._host_step = n
     return n
+
+
+def _host_scalar(t):
+    """The float32 value of a scalar state tensor, from the host copy kept beside it."""
+    import numpy as np
+    v = getattr(t, "_host_val", None)
+    if v is None:
+        v = np.float32(t.item())
+    return v
 
 
 def _grad_params(group):

@@ -119,6 +119,8 @@ CASES = [
     ("RAdam", dict(lr=0.01, betas=(0.5, 0.9), weight_decay=0.1)),
     ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
     ("Rprop", dict()),
+    ("ASGD", dict()),
+    ("ASGD", dict(lr=0.05, lambd=1e-2, alpha=0.5, t0=5, weight_decay=0.1, maximize=True)),
     ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2), maximize=True)),
 ]
 
@@ -235,7 +237,8 @@ def test_missing_grad_is_skipped():
                                          ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True)),
                                          ("Adagrad", dict(lr=0.1, lr_decay=0.01)),
                                          ("AdamW", dict(lr=0.01)), ("NAdam", dict(lr=0.01)),
-                                         ("RAdam", dict(lr=0.01)), ("Adadelta", dict()), ("Adamax", dict())])
+                                         ("RAdam", dict(lr=0.01)), ("Adadelta", dict()), ("Adamax", dict()),
+                                         ("Rprop", dict()), ("ASGD", dict(t0=4))])
 def test_state_dict_round_trip(name, kwargs):
     """Save at step 10, load into a fresh optimizer on fresh params, continue, match torch."""
     ep, tp = _params()
@@ -274,7 +277,8 @@ def _torch_sd_to_engine(sd):
 
 @pytest.mark.parametrize("name,kwargs", [("Adam", dict(lr=0.01, amsgrad=True)), ("SGD", dict(lr=0.1, momentum=0.9)),
                                          ("RMSprop", dict(lr=0.01, centered=True)), ("Adagrad", dict(lr=0.1)),
-                                         ("NAdam", dict(lr=0.01)), ("RAdam", dict(lr=0.01))])
+                                         ("NAdam", dict(lr=0.01)), ("RAdam", dict(lr=0.01)),
+                                         ("ASGD", dict(lr=0.05, t0=3))])
 def test_load_torch_state_dict(name, kwargs):
     ep, tp = _params()
     to = getattr(torch.optim, name)(tp, **kwargs)
@@ -374,7 +378,7 @@ def test_errors():
 def test_defaults_and_repr():
     p = engine.nn.Parameter(engine.ones(2))
     tp = torch.nn.Parameter(torch.ones(2))
-    for name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop"):
+    for name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD"):
         e = getattr(engine.optim, name)([p])
         t = getattr(torch.optim, name)([tp])
         assert e.defaults == t.defaults, name
