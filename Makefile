@@ -29,6 +29,7 @@ test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lab: $(VENV)/.lab
+	$(BIN)/python -m kernel_ext install --sys-prefix
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 bench: $(VENV)/.dev

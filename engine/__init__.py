@@ -74,3 +74,5 @@ def typename(t):
 
 from . import nn, optim, utils  # noqa: E402  (they build on everything above)
 from .serialization import load, save  # noqa: E402
+from . import profiler  # noqa: E402
+from .profiler import get_debug, set_debug  # noqa: E402
