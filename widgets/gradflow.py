@@ -132,16 +132,20 @@ class GradientFlow(W.VBox):
                     or not out.is_floating_point() or out.numel() == 0:
                 return None
             with engine.no_grad():
+                # few kernels per module: counts are summed on the device as float32 and
+                # divided by the (host-known) element counts after the one readback
                 y = out.detach()
-                st = {"mean": y.mean(), "std": y.std() if y.numel() > 1 else y.mean() * 0,
-                      "zero": (y == 0).float().mean()}
+                n = y.numel()
+                std, mean = engine.std_mean(y) if n > 1 else (y.reshape(()) * 0, y.reshape(()))
+                st = {"mean": (mean, 1), "std": (std, 1), "zero": ((y == 0).sum(dtype=engine.float32), n)}
                 if typ in RELU_TYPES and y.ndim >= 1:
                     # a unit (last dim) is dead when it is <= 0 for every sample of the batch
-                    act = (y > 0).float().reshape(-1, y.shape[-1]).sum(0)
-                    st["dead"] = (act == 0).float().mean()
+                    f = y.shape[-1]
+                    st["dead"] = ((y.reshape(-1, f).amax(0) <= 0).sum(dtype=engine.float32), f)
                 elif typ in SAT_TYPES:
                     lo, hi = SAT_TYPES[typ]
-                    st["sat"] = ((y <= lo).float() + (y >= hi).float()).mean()
+                    mid, half = (lo + hi) / 2, (hi - lo) / 2
+                    st["sat"] = (((y - mid).abs() >= half).sum(dtype=engine.float32), n)
             self._pending["act"][path] = st
             return None
         return hook
@@ -191,15 +195,16 @@ class GradientFlow(W.VBox):
             keys.append(("ratio", n, None))
             vals.append(v)
         for path, st in pend["act"].items():
-            for k, v in st.items():
-                keys.append(("act", path, k))
+            for k, (v, div) in st.items():
+                keys.append(("act", path, (k, div)))
                 vals.append(v)
         with engine.no_grad():
-            host = engine.stack([v.reshape(()).float() for v in vals]).tolist()
+            host = engine.stack([v.reshape(()) if v.dtype == engine.float32 else v.reshape(()).float()
+                                 for v in vals]).tolist()
         rec = {"step": pend["step"], "grad_norm": {}, "ratio": {}, "act": {}}
         for (kind, name, sub), x in zip(keys, host):
             if kind == "act":
-                rec["act"].setdefault(name, {})[sub] = x
+                rec["act"].setdefault(name, {})[sub[0]] = x / sub[1]
             else:
                 rec[kind][name] = x
         # parameters in the module's order (the hooks fire in backward order)
