@@ -1,11 +1,12 @@
 """clgrad vs PyTorch, side by side in one process on the same device.
 
-    python benchmarks/run.py [--device cpu|gpu|cl:N] [--json out.json] [--quick]
+    python benchmarks/run.py [--device cpu|gpu|cl:N] [--json out.json] [--quick] [--models]
 
 PyTorch runs on the CPU when clgrad's device is a CPU (PoCL), and on CUDA when
 clgrad runs on an NVIDIA GPU and torch.cuda is available.  Each figure is the
 median of several timed repetitions after warm-up, with both sides synchronised.
 Ratios are clgrad / PyTorch in throughput terms (>1 means clgrad is faster).
+--models adds training steps/s of the example models (MLP, CNN, char LM, GPT; benchmarks/models.py).
 """
 import argparse
 import json
@@ -37,6 +38,8 @@ def main():
     ap.add_argument("--device", default=None, help="clgrad device: cpu, gpu, cl:N (default: CLGRAD_DEVICE or auto)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--quick", action="store_true", help="smaller sizes (for CI smoke runs)")
+    ap.add_argument("--models", action="store_true",
+                    help="also time training steps of the example models (benchmarks/models.py)")
     args = ap.parse_args()
     if args.device:
         os.environ["CLGRAD_DEVICE"] = args.device
@@ -113,6 +116,12 @@ def main():
         te = timeit(lambda: ea.sum(), esync)
         tt = timeit(lambda: tA.sum(), tsync)
         row(f"sum 2^{n.bit_length() - 1} floats", "GB/s", n * 4 / 1e9 / te, n * 4 / 1e9 / tt)
+
+    # 5. training steps/s of the example models
+    if args.models:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from models import run_models
+        run_models(row, esync, tsync, tdev, quick=args.quick)
 
     if args.json:
         with open(args.json, "w") as f:
