@@ -16,7 +16,7 @@ Design
   rounding.  Strided params/grads are updated through contiguous copies.
 - LBFGS is torch's algorithm on engine tensor ops; lr_scheduler.py is torch's schedulers.
 """
-from . import lr_scheduler
+from . import lr_scheduler, swa_utils
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
@@ -32,4 +32,4 @@ from .rprop import Rprop
 from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD", "LBFGS",
-           "lr_scheduler"]
+           "lr_scheduler", "swa_utils"]
