@@ -53,7 +53,8 @@ class TorchAliasFinder(importlib.abc.MetaPathFinder):
             real_spec = None
         if real_spec is None:
             return None  # torch.foo with no engine.foo: ImportError, as for any missing module
-        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(real), is_package=real_spec.submodule_search_locations is not None)
+        is_package = real_spec.submodule_search_locations is not None
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(real), is_package=is_package)
 
 
 def installed():
