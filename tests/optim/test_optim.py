@@ -1,5 +1,6 @@
 """engine.optim vs torch.optim: trajectories, state_dicts, param groups, errors, launches."""
 import copy
+import math
 import warnings
 
 import numpy as np
@@ -627,3 +628,37 @@ def test_long_index_kernels_build():
         K = slots_per_launch(kind, fl, "float", "long", has_step)
         src, name = gen_source(kind, fl, "float", "long", has_step, K)
         assert dev.programs.build(src, name) is not None
+
+
+def test_linear_classifier_adamw_onecycle():
+    """A PyTorch-style loop: nn.Linear + CrossEntropyLoss + AdamW + OneCycleLR + clip, vs torch."""
+    if not hasattr(engine.nn, "Linear") or not hasattr(engine.nn, "CrossEntropyLoss"):
+        pytest.skip("engine.nn.Linear not available")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5)).astype(np.float32)
+    y = rng.integers(0, 3, size=16)
+    w0 = rng.normal(size=(3, 5)).astype(np.float32) * 0.3
+    b0 = np.zeros(3, np.float32)
+    out = []
+    for T in (engine, torch):
+        m = T.nn.Linear(5, 3)
+        with T.no_grad():
+            m.weight.copy_(T.tensor(w0))
+            m.bias.copy_(T.tensor(b0))
+        opt = T.optim.AdamW(m.parameters(), lr=0.05, weight_decay=0.05)
+        sched = T.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=20)
+        lossf = T.nn.CrossEntropyLoss()
+        X, Y = T.tensor(x), T.tensor(y)
+        losses = []
+        for _ in range(20):
+            opt.zero_grad()
+            loss = lossf(m(X), Y)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        out.append((losses, m.weight.detach().numpy(), opt.param_groups[0]["lr"]))
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-5, atol=1e-6)
+    assert math.isclose(out[0][2], out[1][2], rel_tol=1e-12)
+    assert out[0][0][-1] < out[0][0][0]
