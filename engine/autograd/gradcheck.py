@@ -66,11 +66,15 @@ def gradgradcheck(func, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-
     elif isinstance(grad_outputs, Tensor):
         grad_outputs = (grad_outputs,)
     diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    # as torch: v is an input of the check too, so a function linear in its inputs (whose
+    # second derivative is zero) still gives first-derivative outputs that depend on something
+    vs = [g.detach().requires_grad_(g.dtype.is_floating_point) for g in grad_outputs]
+    n = len(inputs)
 
-    def first(*xs):
+    def first(*args):
+        xs, v = args[:n], args[n:]
         o = func(*xs)
         o = o if isinstance(o, tuple) else (o,)
-        gs = grad(o, [xs[i] for i in diff], grad_outputs=list(grad_outputs), create_graph=True,
-                  allow_unused=True)
+        gs = grad(o, [xs[i] for i in diff], grad_outputs=list(v), create_graph=True, allow_unused=True)
         return tuple(g if g is not None else xs[i] * 0 for g, i in zip(gs, diff))
-    return gradcheck(first, inputs, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)
+    return gradcheck(first, inputs + tuple(vs), eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)

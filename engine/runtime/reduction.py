@@ -178,7 +178,7 @@ def _plan(device, M, K, contig=False, split=True):
     G = 1
     if not serial:
         # enough groups to fill the device when there are few rows
-        want = max(1, (device.compute_units * 8) // M)
+        want = max(1, (device.compute_units * 8) // max(M, 1))
         G = max(1, min(want, K // (wg * 8)))
     return serial, G, wg
 
