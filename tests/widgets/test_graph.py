@@ -306,3 +306,13 @@ def test_synced_state_is_strict_json_with_non_finite_values():
         gv.select(n["id"])
         json.dumps(gv.detail, allow_nan=False)
     json.dumps(BackpropStepper(rec, y).steps, allow_nan=False)
+
+
+def test_tensors_without_history():
+    assert graph_data(engine.randn(3))["stats"]["nodes"] == 0
+    w = engine.randn(3, requires_grad=True)
+    d = graph_data(w, names={"w": w})
+    assert [(n["label"], n["kind"]) for n in d["nodes"]] == [("w", "input")]
+    gv = GraphView(engine.randn(2))
+    assert repr(gv) == "GraphView(nodes=0, edges=0, folded=0)"
+    xml.dom.minidom.parseString(gv.to_svg())
