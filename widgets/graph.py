@@ -184,8 +184,6 @@ class GraphModel:
                 self.edge_grads[(src, j, k)] = s
                 if ok_in and not s.get("finite", True) and "backward" not in self.origin:
                     self.origin["backward"] = j
-        if self.grads[0] is None and recording:
-            pass
 
     # ---- folding --------------------------------------------------------------------------
     def is_expanded(self, path, depth, expanded=(), collapsed=()):
@@ -254,11 +252,8 @@ class GraphModel:
                 ops = sum(1 for i in ids if not self.infos[i].is_leaf)
                 prm = len(ids) - ops
                 grads = [self.grads[i] for i in ids if self.grads[i] is not None]
-                g = max(grads, key=_rms) if grads else None
+                g = max(grads, key=_rms) if grads else None  # a non-finite one counts as the biggest
                 nonfin = any(not _is_finite(self.grads[i]) or not _is_finite(self.values[i]) for i in ids)
-                if nonfin:
-                    bad = next(s for s in grads if not _is_finite(s)) if any(not _is_finite(s) for s in grads) else g
-                    g = bad
                 sub = f"{ops} ops" + (f", {prm} params" if prm else "")
                 nodes[key] = {"id": key, "kind": "group", "label": f"{p}: {self.mod_types.get(p, '?')}",
                               "sub": sub, "module": p, "count": ops, "params": prm, "name": self.mod_types.get(p, "?"),
@@ -302,6 +297,7 @@ class GraphModel:
                           "leaves": sum(1 for n in self.infos if n.is_leaf),
                           "nodes": len(nodes), "edges": len(edges),
                           "folded": sum(1 for k in nodes if k.startswith("g:")),
+                          "max_depth": max(self.depth_of.values(), default=0),
                           "grad_range": [10 ** rng[0], 10 ** rng[1]] if rng else None},
                 "origin": origin, "origin_names": origin_names}
 

@@ -25,7 +25,7 @@ function render({ model, el }) {
     const depth = model.get("depth");
     bar.append(
       h("button", { title: "fit to view", onclick: () => drawing && drawing.fit() }, "Fit"),
-      h("button", { title: "fold one more level", onclick: () => model.send({ type: "depth", depth: Math.max(0, (depth === null ? 8 : depth) - 1) }) }, "−"),
+      h("button", { title: "fold one more level", onclick: () => model.send({ type: "depth", depth: Math.max(0, (depth === null ? g.stats.max_depth : depth) - 1) }) }, "−"),
       h("span", { class: "clg-depth" }, `depth ${depth === null ? "all" : depth}`),
       h("button", { title: "unfold one more level", onclick: () => model.send({ type: "depth", depth: depth === null ? null : depth + 1 }) }, "+"),
       h("button", { onclick: () => model.send({ type: "depth", depth: null }) }, "Expand all"),
