@@ -112,10 +112,11 @@ def detail_of(a, fin=None, f=None):
         m = m.reshape(-1, m.shape[-1])
     r, c = m.shape
     br, bc = max(1, math.ceil(r / HEAT)), max(1, math.ceil(c / HEAT))
-    rows = []
-    for i in range(0, r, br):
-        rows.append([num(m[i:i + br, j:j + bc].mean()) for j in range(0, c, bc)])
-    out["heat"] = rows
+    ri, ci = np.arange(0, r, br), np.arange(0, c, bc)
+    # block sums with reduceat, divided by the block sizes (the last blocks may be smaller)
+    sums = np.add.reduceat(np.add.reduceat(m, ri, axis=0), ci, axis=1)
+    cnt = np.outer(np.diff(np.append(ri, r)), np.diff(np.append(ci, c)))
+    out["heat"] = [[num(v) for v in row] for row in (sums / cnt).tolist()]
     return out
 
 
