@@ -1,6 +1,6 @@
 """Micro-benchmark (not a test): layer_norm, cross_entropy, SDPA forward+backward, clgrad vs PyTorch.
 
-    python tests/nn/bench_norm_loss.py [cuda]
+    python benchmarks/norm_loss.py [cuda]
 PyTorch runs on CUDA when asked and available, else on the CPU."""
 import sys
 import time

@@ -1,6 +1,6 @@
 """Per-launch cost of CL_QUEUE_PROFILING_ENABLE and of an active profiler (not a test).
 
-    python tests/kernel_ext/bench_profiling.py [ROUNDS]
+    python benchmarks/profiling_overhead.py [ROUNDS]
 
 One process, one device, the arms interleaved round by round (shared machines are noisy):
   default    the queue without profiling

@@ -5,6 +5,7 @@ clgrad's default device.  Settings are chosen so the thresholds hold with margin
 several seeds on PyTorch and on clgrad).
 """
 import importlib
+import importlib.util
 import math
 import os
 import sys
@@ -70,3 +71,19 @@ def test_gpt(attention, tmp_path):
     assert ckpt.exists()
     assert r["reloaded_val_loss"] == pytest.approx(r["val_loss"], abs=1e-4)
     _check_rate(r)
+
+
+def test_benchmark_models_smoke():
+    """benchmarks/models.py times a model on both backends and reports one row per model."""
+    pytest.importorskip("torch")
+    path = os.path.join(os.path.dirname(EXAMPLES), "benchmarks", "models.py")
+    spec = importlib.util.spec_from_file_location("clgrad_benchmark_models", path)
+    models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(models)
+
+    import engine
+    rows = []
+    models.run_models(lambda *a: rows.append(a), engine.synchronize, lambda: None, only={"mlp"}, min_time=0.05, reps=1)
+    assert len(rows) == 1
+    name, unit, e_rate, t_rate = rows[0]
+    assert "mlp" in name and unit == "steps/s" and e_rate > 0 and t_rate > 0

@@ -149,3 +149,21 @@ def test_folded_graph_highlights_the_module(run):
     st2 = BackpropStepper(rec, d)
     assert st2.graph is d or st2.graph == d
     assert [s["node"] for s in st2.steps] == [s["node"] for s in st.steps]
+
+
+def test_common_training_ops_have_specific_rules():
+    F = engine.nn.functional
+    w = engine.nn.Parameter(engine.randn(6, 4) * 0.3)
+    b = engine.nn.Parameter(engine.zeros(6))
+    g = engine.nn.Parameter(engine.ones(6))
+    x = engine.randn(8, 4)
+    h = F.layer_norm(x @ w.t() + b, (6,), g)
+    h = (h.tanh() + h.sigmoid() * h.relu()).exp().log() / 2 - 1
+    z = h.view(2, 4, 6).transpose(0, 1).reshape(8, 6) ** 2
+    loss = F.cross_entropy(z, engine.tensor([0, 1, 2, 3, 4, 5, 0, 1])) + z.softmax(-1).mean() \
+        + F.mse_loss(z.log_softmax(-1), engine.zeros(8, 6)) + z.sum()
+    with record_backward() as rec:
+        loss.backward()
+    st = BackpropStepper(rec, loss)
+    generic = sorted({s["name"] for s in st.steps if s["math"].startswith("grad_a = J(a)")})
+    assert generic == []
