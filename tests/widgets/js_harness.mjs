@@ -46,6 +46,12 @@ for (const a of actions) {
       t.dispatchEvent(new dom.window.MouseEvent("mousemove", { bubbles: true, clientX: 10, clientY: 10 }));
     } else if (a.wheel) {
       el.querySelector(a.wheel).dispatchEvent(new dom.window.WheelEvent("wheel", { bubbles: true, deltaY: -100, cancelable: true }));
+    } else if (a.type) {
+      const t = el.querySelector(a.type);
+      t.value = a.value;
+      t.dispatchEvent(new dom.window.Event("input", { bubbles: true }));
+    } else if (a.key) {
+      el.querySelector(a.target || ".clg-root").dispatchEvent(new dom.window.KeyboardEvent("keydown", { key: a.key, bubbles: true }));
     } else if (a.set) {
       model.set(a.set, a.value);
     } else if (a.count) {

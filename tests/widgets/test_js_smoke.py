@@ -118,3 +118,16 @@ def test_graphview_toolbar_and_cluster_fold(tmp_path):
     for msg in out["sent"]:
         gv._on_msg(gv, msg, [])
     assert gv.depth == 2
+
+
+def test_graphview_search_and_stepper_keys(tmp_path):
+    m, loss = _mlp()
+    gv = GraphView(loss, m, depth=None)
+    out = run_js(gv, [{"type": ".clg-search", "value": "fc1."}, {"count": "g.clg-hit"}], tmp_path)
+    assert out["report"][0]["n"] == 2  # fc1.weight, fc1.bias
+    with record_backward() as rec:
+        loss.backward()
+    st = BackpropStepper(rec, loss, module=m)
+    out = run_js(st, [{"key": "ArrowRight"}, {"key": "ArrowRight"}, {"key": "ArrowLeft"}, {"key": "End"},
+                      {"text": ".clg-bar .clg-mono"}], tmp_path)
+    assert out["report"][0]["value"] == "step 13/13"

@@ -23,6 +23,19 @@ function render({ model, el }) {
     root.querySelectorAll(":scope > :not(style)").forEach((e) => e.remove());
     const bar = h("div", { class: "clg-bar" });
     const depth = model.get("depth");
+    // find: highlights the nodes whose label, op or module contains the text, centres the first
+    const search = h("input", { class: "clg-search", type: "search", placeholder: "find…", style: "width:120px;font-size:12px" });
+    search.addEventListener("input", () => {
+      const q = search.value.trim().toLowerCase();
+      let first = null;
+      for (const n of g.nodes) {
+        const hit = q && (n.label + " " + n.name + " " + (n.module || "")).toLowerCase().includes(q);
+        const e = drawing.nodes.get(n.id);
+        if (e) e.classList.toggle("clg-hit", !!hit);
+        if (hit && !first) first = n.id;
+      }
+      if (first) drawing.centre(first);
+    });
     bar.append(
       h("button", { title: "fit to view", onclick: () => drawing && drawing.fit() }, "Fit"),
       h("button", { title: "fold one more level", onclick: () => model.send({ type: "depth", depth: Math.max(0, (depth === null ? g.stats.max_depth : depth) - 1) }) }, "−"),
@@ -30,6 +43,7 @@ function render({ model, el }) {
       h("button", { title: "unfold one more level", onclick: () => model.send({ type: "depth", depth: depth === null ? null : depth + 1 }) }, "+"),
       h("button", { onclick: () => model.send({ type: "depth", depth: null }) }, "Expand all"),
       h("button", { class: "clg-export", onclick: () => downloadText(svgText(drawing.svg, g), "graph.svg", "image/svg+xml") }, "Export SVG"),
+      search,
       h("span", { style: "color:#6b7280" }, `${g.stats.ops} ops, ${g.stats.leaves} leaves · ${g.stats.nodes} shown, ${g.stats.folded} folded`),
       legend(g));
     root.append(bar);

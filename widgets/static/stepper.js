@@ -29,6 +29,14 @@ function render({ model, el }) {
     h("button", { onclick: () => go(0) }, "⏮"), h("button", { class: "clg-back", onclick: () => go(model.get("index") - 1) }, "◀ back"),
     playBtn, h("button", { class: "clg-step", onclick: () => go(model.get("index") + 1) }, "step ▶"),
     h("button", { onclick: () => go(steps().length - 1) }, "⏭"), slider, label));
+  // keyboard: ← / → step, Home / End, space plays (when the widget has focus)
+  root.tabIndex = 0;
+  root.addEventListener("keydown", (e) => {
+    const i = model.get("index");
+    const k = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: steps().length - 1 }[e.key];
+    if (k !== undefined) { go(k); e.preventDefault(); }
+    else if (e.key === " ") { timer ? stop() : play(); e.preventDefault(); }
+  });
   const row = h("div", { style: "display:flex;gap:8px;align-items:flex-start" });
   const view = h("div", { class: "clg-view", style: "flex:1;min-width:0" });
   const tip = h("div", { class: "clg-tip" });
