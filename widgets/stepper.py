@@ -15,7 +15,9 @@ import traitlets as T
 from engine.autograd.graph import walk
 
 from . import _util as U
-from .graph import GraphModel, _jsonable, esm
+from html import escape
+
+from .graph import GraphModel, _jsonable, esm, render_svg
 
 __all__ = ["BackpropStepper", "RULES", "rule_for"]
 
@@ -248,6 +250,20 @@ class BackpropStepper(anywidget.AnyWidget):
 
     def __str__(self):
         return self.text()
+
+    static_fallback = True
+
+    def _repr_mimebundle_(self, **kwargs):
+        data = super()._repr_mimebundle_(**kwargs)
+        meta = None
+        if isinstance(data, tuple):
+            data, meta = data
+        data = dict(data or {})
+        data["text/plain"] = repr(self)
+        if self.static_fallback and self.steps and len(self.graph["nodes"]) <= 1500:
+            data["text/html"] = (f'<div class="clgrad-static"><pre>{escape(self.text())}</pre>'
+                                 f"{render_svg(self.graph)}</div>")
+        return (data, meta) if meta is not None else data
 
     def text(self, i=None):
         """The step as plain text (what the panel shows)."""

@@ -167,3 +167,11 @@ def test_common_training_ops_have_specific_rules():
     st = BackpropStepper(rec, loss)
     generic = sorted({s["name"] for s in st.steps if s["math"].startswith("grad_a = J(a)")})
     assert generic == []
+
+
+def test_static_fallback(run):
+    m, x, loss, rec = run
+    st = BackpropStepper(rec, loss, module=m)
+    data, _ = st._repr_mimebundle_()
+    assert data["text/plain"] == repr(st)
+    assert "step 1/13: MeanBackward0" in data["text/html"] and "<svg" in data["text/html"]
