@@ -131,3 +131,14 @@ def test_graphview_search_and_stepper_keys(tmp_path):
     out = run_js(st, [{"key": "ArrowRight"}, {"key": "ArrowRight"}, {"key": "ArrowLeft"}, {"key": "End"},
                       {"text": ".clg-bar .clg-mono"}], tmp_path)
     assert out["report"][0]["value"] == "step 13/13"
+
+
+def test_detail_change_updates_only_the_panel(tmp_path):
+    m, loss = _mlp()
+    gv = GraphView(loss, m)
+    detail = GraphView(loss, m)
+    detail.select("n1")
+    out = run_js(gv, [{"count": ".clg-panel"}, {"set": "detail", "value": detail.detail},
+                      {"set": "selected", "value": "n1"}, {"count": ".clg-panel"}, {"count": "svg.clgrad-graph"},
+                      {"count": "g.clg-sel"}], tmp_path)
+    assert [r["n"] for r in out["report"]] == [0, 1, 1, 1]

@@ -120,6 +120,7 @@ const CSS = `
 .clg-node{cursor:pointer}.clg-node:hover rect{filter:brightness(.95)}
 .clg-cur rect{stroke:#f59e0b !important;stroke-width:4 !important}
 .clg-hit rect{fill:#fde68a !important}
+.clg-sel rect{stroke:#111827 !important;stroke-width:3 !important}
 .clg-table{border-collapse:collapse;font-size:12px}.clg-table th,.clg-table td{padding:2px 8px;border-bottom:1px solid #e5e7eb;text-align:right}
 .clg-table th{cursor:pointer;background:#f3f4f6;position:sticky;top:0}.clg-table td:first-child,.clg-table th:first-child{text-align:left}
 `;

@@ -58,20 +58,29 @@ function render({ model, el }) {
     view = h("div", { class: "clg-view", style: "flex:1;min-width:0" });
     const tip = h("div", { class: "clg-tip" });
     view.append(tip);
-    row.append(view);
-    const d = model.get("detail");
-    if (d && d.id) row.append(panel(d));
+    row.append(view, panelSlot);
     root.append(row);
+    showPanel();
     drawing = drawGraph(view, g, {
       tip, height: model.get("height"),
       onClick: (n) => model.send(n.kind === "group" ? { type: "toggle", module: n.module } : { type: "select", id: n.id }),
       onCollapse: (m) => model.send({ type: "toggle", module: m }),
     });
-    const sel = model.get("selected");
-    if (sel && drawing.nodes.get(sel)) drawing.nodes.get(sel).classList.add("clg-cur");
+    showPanel();
     const hl = model.get("highlight");
     if (hl && drawing.nodes.get(hl)) drawing.nodes.get(hl).classList.add("clg-cur");
     if (keep) requestAnimationFrame(() => drawing.setView(keep));
+  }
+
+  // the detail panel is redrawn on its own (no re-render of the graph on a click)
+  const panelSlot = h("div", {});
+  function showPanel() {
+    const d = model.get("detail");
+    panelSlot.replaceChildren();
+    if (d && d.id) panelSlot.append(panel(d));
+    if (!drawing) return;
+    const sel = model.get("selected");
+    drawing.nodes.forEach((e, id) => e.classList.toggle("clg-sel", id === sel));
   }
 
   function panel(d) {
@@ -91,7 +100,8 @@ function render({ model, el }) {
 
   draw();
   model.on("change:graph", draw);
-  model.on("change:detail", draw);
+  model.on("change:detail", showPanel);
+  model.on("change:selected", showPanel);
   model.on("change:highlight", () => {
     if (!drawing) return;
     drawing.nodes.forEach((e) => e.classList.remove("clg-cur"));
