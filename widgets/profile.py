@@ -30,13 +30,13 @@ def _normalise(records):
         else:
             d = {"name": r[0], "seconds": r[1]}
         sec = float(d.get("seconds", 0.0) or 0.0)
-        if not math.isfinite(sec):
+        if not math.isfinite(sec):  # a queue without profiling: no device time
             sec = 0.0
-        if d.get("start") is None:
-            d["start"] = t
-            d["end"] = t + sec
-        elif d.get("end") is None:
-            d["end"] = d["start"] + sec
+        start, end = d.get("start"), d.get("end")
+        if start is None or not math.isfinite(start):
+            d["start"], d["end"] = t, t + sec
+        elif end is None or not math.isfinite(end):
+            d["end"] = start + sec
         d["seconds"] = sec
         t = max(t, d["end"])
         out.append(d)

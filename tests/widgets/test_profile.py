@@ -61,3 +61,28 @@ def test_tuples_and_missing_times():
     assert [(r["name"], r["launches"]) for r in kp.rows] == [("b", 1), ("a", 2)]
     assert kp.events[1][1:3] == [1000.0, 3000.0]  # laid end to end
     assert KernelProfile([]).rows == [] and repr(KernelProfile([])) == "KernelProfile(kernels=0, launches=0)"
+
+
+def test_engine_profiler_records():
+    import json
+
+    import engine
+    profiler = pytest.importorskip("engine.profiler")
+    x = engine.randn(64, 64)
+    with profiler.profile() as prof:
+        y = (x @ x).relu().sum()
+        y.item()
+    kp = KernelProfile(prof.records)
+    assert kp.launches == len(prof.records) > 0
+    assert {r["name"] for r in kp.rows} == {r["name"] for r in prof.records}
+    json.dumps({"rows": kp.rows, "events": kp.events, "span": kp.span}, allow_nan=False)
+    xml.dom.minidom.parseString(kp.to_svg())
+
+
+def test_non_finite_times_are_laid_end_to_end():
+    import json
+    nan = float("nan")
+    kp = KernelProfile([{"name": "a", "seconds": nan, "start": nan, "end": nan},
+                        {"name": "b", "seconds": 1e-3, "start": 0.0, "end": 1e-3}])
+    json.dumps({"rows": kp.rows, "events": kp.events, "span": kp.span}, allow_nan=False)
+    assert kp.rows[0]["name"] == "b"
