@@ -95,13 +95,16 @@ class GraphModel:
                 self.depth_of[p] = i + 1 if d is None else min(d, i + 1)
             self.paths.append(ps)
         self.labels, self.kinds, self.full_names = [], [], []
+        unnamed = {}
         for n in self.infos:
             if n.is_leaf:
                 t = n.tensor
                 name = param_names.get(id(t)) or extra.get(id(t))
                 kind = "param" if (n.is_parameter or id(t) in param_names) else "input"
-                if name is None:
-                    name = "param" if kind == "param" else "input"
+                if name is None:  # unnamed leaves: input, input1, input2, ... (param, param1, ...)
+                    base = "param" if kind == "param" else "input"
+                    k = unnamed[base] = unnamed.get(base, -1) + 1
+                    name = base if k == 0 else f"{base}{k}"
                 if id(t) in param_names:  # a parameter folds with the module that owns it
                     parts = name.split(".")
                     pre = [".".join(parts[:i]) for i in range(1, len(parts))]

@@ -276,7 +276,7 @@ def test_submodule_given_outer_modules_named_deterministically():
     d = graph_data(loss, m.fc2, depth=None)  # the graph was made inside MLP, fc2 given
     mods = {n["module"] for n in d["nodes"]}
     assert "<MLP#0>" in mods or any(c["module"] == "<MLP#0>" for c in d["clusters"])
-    assert {n["label"] for n in d["nodes"] if n["kind"] == "param"} == {"weight", "bias", "param"}
+    assert {n["label"] for n in d["nodes"] if n["kind"] == "param"} == {"weight", "bias", "param", "param1"}
 
 
 def test_update_keeps_folding():
