@@ -9,14 +9,15 @@ import argparse
 import sys
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from _backend import Timer, add_backend_args, backend_name, get_backend
 
 
 def load_data(seed=0):
+    from sklearn.datasets import load_digits  # (imported here: make_step needs no scikit-learn)
+    from sklearn.model_selection import train_test_split
+
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)  # pixels are 0..16
     return train_test_split(X, y.astype(np.int64), test_size=0.2, random_state=seed, stratify=y)
