@@ -88,6 +88,7 @@ class TrainingMonitor(W.VBox):
         self._step0 = None
         self._displayed = False
         self._drawn_names = []
+        self._rows = set()
         self.redraws = 0
         self._throttle = Throttle(self._redraw, interval, clock)
         self.smooth = W.FloatSlider(value=smoothing, min=0.0, max=0.99, step=0.01, description="smoothing",
@@ -228,6 +229,22 @@ class TrainingMonitor(W.VBox):
         self.fig.add_scatter(x=[], y=[], mode="lines", line=dict(color=c, width=2), name=k, legendgroup=k,
                              row=row, col=1)
         self._drawn_names.append(k)
+        self._rows.add(row)
+        self._set_domains()
+
+    def _set_domains(self):
+        """Give the plot area to the rows in use: losses on top, other scalars below."""
+        lay = self.fig.layout
+        top, bottom = 1 in self._rows, 2 in self._rows
+        lay.xaxis.visible = lay.yaxis.visible = top
+        lay.xaxis2.visible = lay.yaxis2.visible = bottom
+        lay.xaxis.showticklabels = not bottom
+        if top and not bottom:
+            lay.yaxis.domain, lay.yaxis2.domain = (0.0, 1.0), (0.0, 0.0)
+        elif bottom and not top:
+            lay.yaxis.domain, lay.yaxis2.domain = (1.0, 1.0), (0.0, 1.0)
+        else:
+            lay.yaxis.domain, lay.yaxis2.domain = (0.389, 1.0), (0.0, 0.329)
 
     def _on_log(self, change):
         self.fig.update_yaxes(type="log" if change["new"] else "linear", row=1, col=1)

@@ -146,3 +146,13 @@ def test_flushed_after_an_ipython_cell():
     assert ip.user_ns["_r"] == 1            # the second log was throttled inside the cell
     assert ip.user_ns["_m"].redraws == 2    # and drawn when the cell finished
     assert list(ip.user_ns["_m"].fig.data[1].x) == [0, 1]
+
+
+def test_plot_area_follows_the_rows_in_use():
+    mon = TrainingMonitor()
+    mon.log(0, loss=1.0)
+    mon.flush()
+    assert tuple(mon.fig.layout.yaxis.domain) == (0.0, 1.0)
+    mon.log(1, acc=0.5)
+    mon.flush()
+    assert mon.fig.layout.yaxis.domain[0] > 0.3 and mon.fig.layout.yaxis2.domain[1] > 0.3
