@@ -1,0 +1,4 @@
+"""engine.nn.parallel: DistributedDataParallel (torch.nn.parallel)."""
+from .distributed import DistributedDataParallel
+
+__all__ = ["DistributedDataParallel"]
