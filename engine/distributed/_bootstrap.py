@@ -58,9 +58,8 @@ def _abort_if_parallel(code, what):
         return
     print(f"engine.distributed: rank {MPI.COMM_WORLD.Get_rank()} of {MPI.COMM_WORLD.Get_size()} {what}; "
           "aborting the job so the other ranks do not wait for it (MPI_Abort)", file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    MPI.COMM_WORLD.Abort(code)
+    from .distributed_c10d import _abort
+    _abort(code)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,10 @@ class DistTimeoutError(DistBackendError):
     """A collective did not complete within the process group's timeout."""
 
 
+for _cls in (DistError, DistBackendError, DistTimeoutError):
+    _cls.__module__ = "engine.distributed"
+
+
 class Backend(str):
     """Backend names.  Only MPI exists; 'gloo' and 'nccl' are accepted as aliases of it so torch
     scripts run unchanged (they get MPI over host buffers)."""
@@ -229,12 +233,18 @@ def _pick_device(device_id):
 
 
 def _abort(code=1):
+    """MPI_Abort: the launcher kills every rank.  Give its I/O forwarding a moment to pass on what this
+    rank printed last (the traceback), and never come back (MPI_Abort may return before the kill)."""
     for f in (sys.stdout, sys.stderr):
         try:
             f.flush()
         except Exception:
             pass
-    _mpi().COMM_WORLD.Abort(code)
+    time.sleep(0.3)
+    try:
+        _mpi().COMM_WORLD.Abort(code)
+    finally:
+        os._exit(code)
 
 
 def _at_exit():

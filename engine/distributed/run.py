@@ -52,21 +52,39 @@ def build_command(args):
     return cmd + list(args.script_args)
 
 
+_NO_VALUE = ("--dry-run", "-h", "--help")
+
+
+def _split(argv):
+    """(launcher options, module or None, script or None, script args): everything after the script
+    (or after -m MODULE) belongs to the script."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "-m":
+            return argv[:i], (argv[i + 1] if i + 1 < len(argv) else None), None, argv[i + 2:]
+        if a == "--":
+            return argv[:i], None, (argv[i + 1] if i + 1 < len(argv) else None), argv[i + 2:]
+        if a.startswith("-"):
+            i += 1 if ("=" in a or a in _NO_VALUE or (a.startswith("-n") and len(a) > 2)) else 2
+            continue
+        return argv[:i], None, a, argv[i + 1:]
+    return argv, None, None, []
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m engine.distributed.run",
+                                 usage="python -m engine.distributed.run [options] (script.py | -m module) [args]",
                                  description="Run a script on N MPI ranks (a wrapper of mpirun).")
     ap.add_argument("-n", "--nproc-per-node", "--nproc_per_node", "--np", dest="nproc", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=None, help="collective timeout in seconds")
     ap.add_argument("--mpirun", default=None)
     ap.add_argument("--mpi-arg", action="append", default=[])
     ap.add_argument("--dry-run", action="store_true")
-    ap.add_argument("-m", dest="module", default=None, help="run a module (as python -m) instead of a script")
-    ap.add_argument("script", nargs="?")
-    ap.add_argument("script_args", nargs=argparse.REMAINDER)
-    args = ap.parse_args(argv)
-    if args.module is not None and args.script is not None:
-        args.script_args = [args.script] + args.script_args
-        args.script = None
+    head, module, script, rest = _split(argv)
+    args = ap.parse_args(head)
+    args.module, args.script, args.script_args = module, script, rest
     if args.module is None and args.script is None:
         ap.error("give a script to run (or -m module)")
     if args.nproc < 1:
