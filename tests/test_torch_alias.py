@@ -195,3 +195,14 @@ def test_torch_program(name, tmp_path):
     r = run_program(PRELUDE + textwrap.dedent(PROGRAMS[name]) + EPILOGUE, tmp_path, name)
     assert r.returncode == 0, f"{name} failed:\n{r.stdout}\n{r.stderr}"
     assert r.stdout.strip().endswith("OK"), r.stdout
+
+
+def test_example_script_through_alias(tmp_path):
+    """examples/gpt.py --torch takes its `import torch` branch; under the alias that is clgrad."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    r = subprocess.run([sys.executable, ALIAS, os.path.join(ROOT, "examples", "gpt.py"), "--torch", "--quiet",
+                        "--steps", "10", "--sample-chars", "10", "--checkpoint", str(tmp_path / "gpt.pt")],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "backend: clgrad" in r.stdout, r.stdout
+    assert "reloaded model val loss" in r.stdout

@@ -88,9 +88,10 @@ def real_torch_loaded():
 
 
 def run_path(path, argv=()):
-    """Run a script as __main__ with the alias installed."""
+    """Run a script as __main__ with the alias installed (its folder first on sys.path, as `python path`)."""
     install()
     sys.argv = [path, *argv]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     return runpy.run_path(path, run_name="__main__")
 
 
