@@ -8,7 +8,8 @@
    sends (size and time), the SVG fallback, and GraphView construction end to end; plus a
    synthetic 5,000-node layout.
 2. monitor: a loop of 100 steps/s (10 ms of busy work a step) with and without
-   TrainingMonitor.log() of four scalars (two of them engine tensors); overhead in %.
+   TrainingMonitor.log() of four scalars (floats; then two of them engine tensors, read back
+   at redraw time); overhead in % of wall time and the time spent inside redraws.
    Without a frontend the comm sends are no-ops: the redraw cost measured is the Python
    side (plotly validation, EMA, batching); the frontend draws in its own process.
 3. gradient flow: the cost of GradientFlow hooks on a small training step, every=1 and 10.
@@ -199,35 +200,52 @@ def bench_monitor(res, quick):
     from widgets import TrainingMonitor
     steps = 300 if quick else 1000
     work = 0.01  # 100 steps/s
-
     vals = [engine.tensor(2.0 / (i + 1)) for i in range(steps)]  # "device" scalars, made up front
     lr = engine.tensor(1e-3)
 
-    def loop(mon):
+    def loop(mon, tensors):
         t = time.perf_counter()
         for i in range(steps):
             busy(work)
             if mon is not None:
-                mon.log(i, loss=1.0 / (i + 1), val_loss=vals[i], acc=i / steps, lr=lr)
+                if tensors:  # two of the four scalars are engine tensors, read back at redraw time
+                    mon.log(i, loss=1.0 / (i + 1), val_loss=vals[i], acc=i / steps, lr=lr)
+                else:
+                    mon.log(i, loss=1.0 / (i + 1), val_loss=2.0 / (i + 1), acc=i / steps, lr=1e-3)
         if mon is not None:
             mon.flush()
         return time.perf_counter() - t
-    # interleave runs with and without the monitor (the machine may be shared): best of 3 each
-    base, runs, mons = [], [], []
-    for _ in range(2 if quick else 3):
-        base.append(loop(None))
+
+    def timed_monitor():
         mon = TrainingMonitor(total=steps)
-        runs.append(loop(mon))
-        mons.append(mon)
-    base = min(base)
-    with_mon = min(runs)
-    mon = mons[runs.index(with_mon)]
-    over = 100 * (with_mon - base) / base
-    # redraw cost at the end of the run (all points on the figure)
-    t, _, _ = best(lambda: mon._redraw(), 5)
-    print(f"TrainingMonitor: {steps} steps at 100 steps/s: {base:.3f} s without, {with_mon:.3f} s with "
-          f"-> overhead {over:+.2f}% ({mon.redraws} redraws, {1e3 * t:.2f} ms per redraw of {steps} points x 4)")
-    log_cost = []
+        spent = [0.0]
+        draw = mon._throttle.fn
+
+        def timed():  # time every redraw (tensor read-back included)
+            t = time.perf_counter()
+            draw()
+            spent[0] += time.perf_counter() - t
+        mon._throttle.fn = timed
+        return mon, spent
+    out = {}
+    for tensors in (False, True):
+        # interleave runs with and without the monitor (the machine may be shared): best of n each
+        base, runs, parts = [], [], []
+        for _ in range(2 if quick else 3):
+            base.append(loop(None, tensors))
+            mon, spent = timed_monitor()
+            runs.append(loop(mon, tensors))
+            parts.append((spent[0], mon.redraws))
+        base, with_mon = min(base), min(runs)
+        spent, redraws = parts[runs.index(with_mon)]
+        over = 100 * (with_mon - base) / base
+        what = "floats" if not tensors else "2 floats + 2 tensors"
+        print(f"TrainingMonitor, {steps} steps at 100 steps/s, 4 scalars ({what}): {base:.3f} s without, "
+              f"{with_mon:.3f} s with -> {over:+.2f}%; inside {redraws} redraws: {1e3 * spent:.0f} ms "
+              f"= {100 * spent / base:.2f}%")
+        out["tensors" if tensors else "floats"] = {"base_s": base, "with_s": with_mon, "overhead_pct": over,
+                                                   "redraws": redraws, "redraw_total_ms": 1e3 * spent,
+                                                   "redraw_pct": 100 * spent / base}
     m2 = TrainingMonitor(interval=1e9)
     m2.log(0, loss=1.0)
     t0 = time.perf_counter()
@@ -235,13 +253,8 @@ def bench_monitor(res, quick):
         m2.log(i, loss=0.5, acc=0.1)
     log_cost = (time.perf_counter() - t0) / 20000
     print(f"  log() between redraws: {1e6 * log_cost:.2f} us a call")
-    # the same from the parts (stable on a busy machine): redraw time x redraws + log() calls
-    est = 100 * (mon.redraws * t + steps * log_cost) / base
-    print(f"  overhead from the parts: {mon.redraws} x {1e3 * t:.2f} ms + {steps} x {1e6 * log_cost:.2f} us "
-          f"= {est:.2f}% of {base:.2f} s")
-    res["monitor"] = {"steps": steps, "base_s": base, "with_s": with_mon, "overhead_pct": over,
-                      "overhead_from_parts_pct": est, "redraws": mon.redraws, "redraw_ms": 1e3 * t,
-                      "log_us": 1e6 * log_cost}
+    out["log_us"] = 1e6 * log_cost
+    res["monitor"] = out
 
 
 def bench_gradflow(res, quick):

@@ -7,8 +7,8 @@
         mon.log(step, loss=loss, lr=sched.get_last_lr()[0])   # tensors or floats
     mon.flush()
 
-`log()` only appends to lists (tensors are kept as they are and read with `.item()` at
-redraw time); the figure and the progress bar are redrawn at most `1 / interval` times a
+`log()` only appends to lists (tensors are kept as they are; at redraw time the new ones are
+stacked on the device and read back in one transfer); the figure and the progress bar are redrawn at most `1 / interval` times a
 second, in one `fig.batch_update()`, so a loop of 100 steps/s slows down by well under 3%
 (see benchmarks/widgets_bench.py).  Losses (names containing 'loss') share the top plot,
 other scalars go to the bottom one.  No clear_output: the same widgets are updated.
@@ -55,6 +55,14 @@ def _to_float(v):
     return float(v)
 
 
+def _is_scalar_tensor(v):
+    try:
+        from engine import Tensor
+    except ImportError:
+        return False
+    return isinstance(v, Tensor) and v.numel() == 1
+
+
 def _hms(s):
     if s is None or not math.isfinite(s):
         return "?"
@@ -68,7 +76,8 @@ class TrainingMonitor(W.VBox):
     """TrainingMonitor(total=None, title='training', smoothing=0.6, log_y=False, interval=0.25,
                        height=360, clock=time.monotonic)
 
-    .log(step, **scalars) / mon(step, **scalars): record scalars (floats or 1-element tensors)
+    .log(step, **scalars) / mon(step, **scalars): record scalars (floats or 1-element tensors,
+        read back together at the next redraw)
     .flush(): redraw now if anything is pending; .history: {name: [(step, value)]}
     .to_csv(path=None), .to_json(path=None): export (the text is returned when path is None)
     Usable as a context manager (`with TrainingMonitor(total=n) as mon:`): displays itself
@@ -89,6 +98,7 @@ class TrainingMonitor(W.VBox):
         self._displayed = False
         self._drawn_names = []
         self._rows = set()
+        self._ema_cache = {}
         self.redraws = 0
         self._throttle = Throttle(self._redraw, interval, clock)
         self.smooth = W.FloatSlider(value=smoothing, min=0.0, max=0.99, step=0.01, description="smoothing",
@@ -141,11 +151,31 @@ class TrainingMonitor(W.VBox):
 
     # ---- data ---------------------------------------------------------------------------------
     def _convert(self):
+        """Turn the values logged since the last redraw into floats; the tensors among them
+        are stacked on the device and read back in one transfer (not one .item() each)."""
+        slots, tensors = [], []
         for k, (steps, vals) in self._raw.items():
-            i = self._floats[k]
-            for j in range(i, len(vals)):
-                vals[j] = _to_float(vals[j])
+            for j in range(self._floats[k], len(vals)):
+                v = vals[j]
+                if isinstance(v, (int, float)):
+                    vals[j] = float(v)
+                elif _is_scalar_tensor(v):
+                    slots.append((vals, j))
+                    tensors.append(v)
+                else:
+                    vals[j] = _to_float(v)
             self._floats[k] = len(vals)
+        if not tensors:
+            return
+        try:
+            import engine
+            dt = engine.float64 if any(t.dtype == engine.float64 for t in tensors) else engine.float32
+            with engine.no_grad():
+                host = engine.stack([t.detach().reshape(()).to(dt) for t in tensors]).tolist()
+        except Exception:  # noqa: BLE001 - mixed devices or a foreign tensor type: one by one
+            host = [_to_float(t) for t in tensors]
+        for (vals, j), x in zip(slots, host):
+            vals[j] = float(x)
 
     @property
     def history(self):
@@ -214,12 +244,28 @@ class TrainingMonitor(W.VBox):
                 xs = np.asarray(steps[::stride], dtype=np.float64)
                 raw = np.asarray(vals[::stride], dtype=np.float64)
                 raw[~np.isfinite(raw)] = np.nan
-                sm = np.asarray(ema(raw.tolist(), a ** stride if a > 0 else 0.0), dtype=np.float64)
+                sm = self._smoothed(k, raw, a ** stride if a > 0 else 0.0, stride)
                 tr_raw, tr_sm = self.fig.data[2 * i], self.fig.data[2 * i + 1]
                 tr_raw.x, tr_raw.y = xs, raw
                 tr_sm.x, tr_sm.y = xs, sm
                 tr_raw.visible = a > 0
         self.progress.value = self._progress_html()
+
+    def _smoothed(self, k, raw, alpha, stride):
+        """EMA of a series, continued from the previous redraw when only points were added."""
+        c = self._ema_cache.get(k)
+        if c is None or c["alpha"] != alpha or c["stride"] != stride or c["n"] > len(raw):
+            c = self._ema_cache[k] = {"alpha": alpha, "stride": stride, "n": 0, "s": 0.0, "w": 0.0, "out": []}
+        s, w, out = c["s"], c["w"], c["out"]
+        for v in raw[c["n"]:].tolist():
+            if alpha <= 0 or not math.isfinite(v):
+                out.append(v)
+                continue
+            s = alpha * s + (1 - alpha) * v
+            w = alpha * w + (1 - alpha)
+            out.append(s / w)
+        c["s"], c["w"], c["n"] = s, w, len(raw)
+        return np.asarray(out, dtype=np.float64)
 
     def _add_traces(self, k):
         c = COLOURS[len(self._drawn_names) % len(COLOURS)]

@@ -156,3 +156,21 @@ def test_plot_area_follows_the_rows_in_use():
     mon.log(1, acc=0.5)
     mon.flush()
     assert mon.fig.layout.yaxis.domain[0] > 0.3 and mon.fig.layout.yaxis2.domain[1] > 0.3
+
+
+def test_tensors_read_back_in_one_transfer(monkeypatch):
+    clock = Clock()
+    mon = TrainingMonitor(clock=clock, interval=1.0)
+    mon.log(0, loss=0.0)
+    vals = [engine.tensor(float(i)) for i in range(1, 21)]
+    for i, v in enumerate(vals, 1):
+        mon.log(i, loss=v, acc=engine.tensor(i, dtype=engine.int64), lr=0.1)
+    calls = []
+    orig_tolist, orig_item = engine.Tensor.tolist, engine.Tensor.item
+    monkeypatch.setattr(engine.Tensor, "tolist", lambda self: calls.append("tolist") or orig_tolist(self))
+    monkeypatch.setattr(engine.Tensor, "item", lambda self: calls.append("item") or orig_item(self))
+    mon.flush()
+    assert calls == ["tolist"]
+    h = mon.history
+    assert h["loss"][1:] == [(i, float(i)) for i in range(1, 21)]
+    assert h["acc"][-1] == (20, 20.0)
