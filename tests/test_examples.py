@@ -87,3 +87,78 @@ def test_benchmark_models_smoke():
     assert len(rows) == 1
     name, unit, e_rate, t_rate = rows[0]
     assert "mlp" in name and unit == "steps/s" and e_rate > 0 and t_rate > 0
+
+
+@pytest.mark.parametrize("explicit", [False, True], ids=["sdpa", "explicit"])
+def test_gpt_matches_pytorch(explicit):
+    """The example GPT on clgrad, given PyTorch's initial weights, gives PyTorch's loss, gradients norm and
+    parameters after a clipped AdamW step."""
+    pytest.importorskip("torch")
+    import numpy as np
+    backend, gpt = _example("_backend"), _example("gpt")
+    sides = {}
+    for name, use_torch in (("torch", True), ("clgrad", False)):
+        torch, nn, F, _, _ = backend.get_backend(use_torch)
+        torch.manual_seed(0)
+        model = gpt.define_gpt(torch, nn, F)(59, block_size=16, n_embd=32, n_head=4, n_layer=2,
+                                             explicit_attention=explicit)
+        sides[name] = (torch, nn, model)
+    t_model, e_torch = sides["torch"][2], sides["clgrad"][0]
+    sides["clgrad"][2].load_state_dict({k: e_torch.tensor(v.detach().numpy()) for k, v in t_model.state_dict().items()})
+    rng = np.random.default_rng(0)
+    idx, tgt = rng.integers(0, 59, (4, 16)), rng.integers(0, 59, (4, 16))
+    out = {}
+    for name, (torch, nn, model) in sides.items():
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
+        logits, loss = model(torch.tensor(idx), torch.tensor(tgt))
+        loss.backward()
+        norm = nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        opt.step()
+        out[name] = (logits.detach().numpy(), loss.item(), float(norm),
+                     {k: v.detach().numpy() for k, v in model.state_dict().items()})
+    (tl, tloss, tnorm, tparams), (el, eloss, enorm, eparams) = out["torch"], out["clgrad"]
+    np.testing.assert_allclose(el, tl, rtol=1e-4, atol=1e-5)
+    assert eloss == pytest.approx(tloss, rel=1e-5)
+    assert enorm == pytest.approx(tnorm, rel=1e-4)
+    for k in tparams:
+        np.testing.assert_allclose(eparams[k], tparams[k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+@pytest.mark.parametrize("example", ["mlp_digits", "cnn_digits", "char_lm"])
+def test_sequential_models_match_pytorch(example):
+    """Each example's model on clgrad, given PyTorch's initial weights, matches PyTorch after two Adam steps."""
+    pytest.importorskip("torch")
+    import numpy as np
+    backend, ex = _example("_backend"), _example(example)
+    rng = np.random.default_rng(0)
+    if example == "mlp_digits":
+        args, x = (), rng.random((32, 64), dtype=np.float32)
+    elif example == "cnn_digits":
+        args, x = (), rng.random((32, 1, 8, 8), dtype=np.float32)
+    else:
+        args, x = (59,), rng.integers(0, 59, (32, 8))
+    y = rng.integers(0, 59 if example == "char_lm" else 10, 32)
+    out = {}
+    weights = None
+    for name, use_torch in (("torch", True), ("clgrad", False)):
+        torch, nn, F, _, _ = backend.get_backend(use_torch)
+        model = ex.make_model(nn, *args)
+        if weights is None:
+            weights = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}  # (numpy shares memory)
+        else:
+            model.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        losses = []
+        for _ in range(2):
+            loss = F.cross_entropy(model(torch.tensor(x)), torch.tensor(y))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        out[name] = losses, {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    (tl, tp), (el, ep) = out["torch"], out["clgrad"]
+    np.testing.assert_allclose(el, tl, rtol=1e-5)
+    for k in tp:
+        # Adam divides by sqrt(v): where a gradient is ~0, float noise moves a weight by a fraction of
+        # lr (1e-2); a real error moves it by ~lr
+        np.testing.assert_allclose(ep[k], tp[k], rtol=1e-4, atol=5e-4, err_msg=k)
