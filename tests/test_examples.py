@@ -113,20 +113,25 @@ def test_gpt_matches_pytorch(explicit):
         logits, loss = model(torch.tensor(idx), torch.tensor(tgt))
         loss.backward()
         norm = nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        grads = {k: p.grad.numpy().copy() for k, p in model.named_parameters()}
         opt.step()
-        out[name] = (logits.detach().numpy(), loss.item(), float(norm),
+        out[name] = (logits.detach().numpy(), loss.item(), float(norm), grads,
                      {k: v.detach().numpy() for k, v in model.state_dict().items()})
-    (tl, tloss, tnorm, tparams), (el, eloss, enorm, eparams) = out["torch"], out["clgrad"]
+    (tl, tloss, tnorm, tgrads, tparams), (el, eloss, enorm, egrads, eparams) = out["torch"], out["clgrad"]
     np.testing.assert_allclose(el, tl, rtol=1e-4, atol=1e-5)
     assert eloss == pytest.approx(tloss, rel=1e-5)
     assert enorm == pytest.approx(tnorm, rel=1e-4)
+    for k in tgrads:
+        np.testing.assert_allclose(egrads[k], tgrads[k], rtol=1e-3, atol=1e-6, err_msg=k)
     for k in tparams:
-        np.testing.assert_allclose(eparams[k], tparams[k], rtol=1e-4, atol=1e-5, err_msg=k)
+        # a first Adam step moves each weight by ~lr * sign(grad): float noise may flip the sign of a
+        # ~0 gradient, so compare the mean difference (a real error moves every weight)
+        assert np.abs(eparams[k] - tparams[k]).mean() < 1e-5, k
 
 
 @pytest.mark.parametrize("example", ["mlp_digits", "cnn_digits", "char_lm"])
 def test_sequential_models_match_pytorch(example):
-    """Each example's model on clgrad, given PyTorch's initial weights, matches PyTorch after two Adam steps."""
+    """Each example's model on clgrad, given PyTorch's initial weights, gives PyTorch's gradients and losses."""
     pytest.importorskip("torch")
     import numpy as np
     backend, ex = _example("_backend"), _example(example)
@@ -148,17 +153,21 @@ def test_sequential_models_match_pytorch(example):
         else:
             model.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        losses = []
+        losses, grads = [], None
         for _ in range(2):
             loss = F.cross_entropy(model(torch.tensor(x)), torch.tensor(y))
             opt.zero_grad()
             loss.backward()
+            if grads is None:
+                grads = {k: p.grad.numpy().copy() for k, p in model.named_parameters()}
             opt.step()
             losses.append(loss.item())
-        out[name] = losses, {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    (tl, tp), (el, ep) = out["torch"], out["clgrad"]
-    np.testing.assert_allclose(el, tl, rtol=1e-5)
+        out[name] = losses, grads, {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    (tl, tg, tp), (el, eg, ep) = out["torch"], out["clgrad"]
+    np.testing.assert_allclose(el, tl, rtol=1e-4)
+    for k in tg:
+        np.testing.assert_allclose(eg[k], tg[k], rtol=1e-3, atol=1e-6, err_msg=k)
     for k in tp:
-        # Adam divides by sqrt(v): where a gradient is ~0, float noise moves a weight by a fraction of
-        # lr (1e-2); a real error moves it by ~lr
-        np.testing.assert_allclose(ep[k], tp[k], rtol=1e-4, atol=5e-4, err_msg=k)
+        # Adam moves each weight by ~lr * sign-ish(grad): float noise may flip a ~0 gradient's update,
+        # so compare the mean difference (a real error moves every weight by ~lr = 1e-2)
+        assert np.abs(ep[k] - tp[k]).mean() < 1e-4, k
