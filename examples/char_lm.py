@@ -115,8 +115,11 @@ def main(argv=None):
     text, chars, ids = load_text()
     vocab, n = len(chars), int(0.9 * len(ids))
     unigram, bigram = count_baselines(ids[:n], ids[n:], vocab)
-    print(f"{len(text)} characters, vocabulary {vocab}; baselines on the validation text: "
-          f"unigram {unigram:.3f} nats/char, bigram {bigram:.3f}")
+    freq = np.bincount(ids[:n], minlength=vocab) / n
+    entropy = float(-(freq[freq > 0] * np.log(freq[freq > 0])).sum())
+    print(f"{len(text)} characters, vocabulary {vocab}; entropy of the training text's character "
+          f"frequencies {entropy:.3f} nats/char; count models on the validation text: unigram {unigram:.3f}, "
+          f"bigram {bigram:.3f}")
     Xtr, Ytr = (torch.tensor(a) for a in windows(ids[:n], args.context))
     Xva, Yva = (torch.tensor(a) for a in windows(ids[n:], args.context))
 
@@ -145,6 +148,7 @@ def main(argv=None):
     print(f"val loss {val_loss:.3f} nats/char (train {train_loss:.3f}; unigram baseline {unigram:.3f}, "
           f"bigram {bigram:.3f}; perplexity {math.exp(val_loss):.1f}) after {args.steps} steps; {sps:.1f} steps/s")
     return {"metric": val_loss, "val_loss": val_loss, "train_loss": train_loss, "unigram_loss": unigram,
+            "unigram_entropy": entropy,
             "bigram_loss": bigram, "sample": text_out, "steps": args.steps, "steps_per_s": sps}
 
 
