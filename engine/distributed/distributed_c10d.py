@@ -194,6 +194,7 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size=
         secs = t.total_seconds() if isinstance(t, datetime.timedelta) else float(t)
     if not secs > 0:
         raise ValueError(f"timeout must be positive, got {timeout!r}")
+    _check_launcher_agrees(MPI, world)
     comm = world.Dup()
     pg = ProcessGroup(comm, secs, Backend.MPI)
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
@@ -214,6 +215,25 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size=
     if abort_on_exception and pg.size() > 1 and _state.prev_excepthook is None:
         _state.prev_excepthook = sys.excepthook
         sys.excepthook = _excepthook
+
+
+_LAUNCHER_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+
+
+def _check_launcher_agrees(MPI, world):
+    """mpirun of one MPI with mpi4py loading another gives N separate worlds of 1 that would train
+    N unrelated models without a word: refuse that."""
+    if world.Get_size() != 1:
+        return
+    for k in _LAUNCHER_SIZE:
+        v = os.environ.get(k, "")
+        if v.isdigit() and int(v) > 1:
+            lib = MPI.Get_library_version().split("\n")[0].strip("\x00 ")
+            raise RuntimeError(
+                f"the launcher started {v} processes ({k}={v}) but MPI in this process sees a world of 1: mpirun and "
+                f"the MPI library mpi4py loaded ({lib}) are different MPI implementations. Use the mpirun of the "
+                "same MPI, or point mpi4py at the launcher's library, e.g. MPI4PY_LIBMPI=/path/to/mpich/lib/libmpi.so.12 "
+                "(MPICH's mpirun sets PMI_SIZE; Open MPI's sets OMPI_COMM_WORLD_SIZE)")
 
 
 def _pick_device(device_id):
@@ -327,6 +347,12 @@ def get_node_local_rank(fallback_rank=None):
         return int(fallback_rank)
     raise RuntimeError("LOCAL_RANK is not in the environment and no process group exists; call "
                        "init_process_group() or pass fallback_rank")
+
+
+def _set_pg_timeout(timeout, group=None):
+    """Change the collective timeout of the running group (torch has the same private helper)."""
+    pg = _group(group)
+    pg.timeout = timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else float(timeout)
 
 
 def get_backend(group=None):

@@ -59,3 +59,12 @@ def test_world_of_one_without_mpirun(mpirun):
     rc, out, _ = run_cmd([sys.executable, os.path.join(WORKERS, "singleton.py")])
     assert rc == 0, out
     assert "SINGLETON OK" in out
+
+
+def test_mismatched_launcher_and_library_is_refused():
+    # mpirun of one MPI with mpi4py on another gives N worlds of 1: init_process_group says so
+    code = "import engine.distributed as d; d.init_process_group()"
+    env = dict(os.environ, PMI_SIZE="2")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode != 0
+    assert "the launcher started 2 processes (PMI_SIZE=2) but MPI in this process sees a world of 1" in p.stderr

@@ -25,38 +25,38 @@ def test_ddp_matches_single_process_training(run_mpi, tmp_path):
 
 def test_killed_rank_ends_the_job(run_mpi):
     # MPICH's launcher notices the SIGKILL and kills the others at once
-    rc, out, secs = run_mpi("die.py", "kill", env={"CLGRAD_DIST_TIMEOUT": "20"}, timeout=60)
+    rc, out, secs = run_mpi("die.py", "kill", env={"DIE_TIMEOUT": "120"}, timeout=100)
     assert rc != 0, out
     assert "BAD TERMINATION" in out or "Killed" in out or "signal 9" in out, out
-    assert secs < 15, (secs, out)
+    assert secs < 60, (secs, out)  # not through the 120 s timeout
 
 
 def test_hanging_rank_times_out(run_mpi):
-    rc, out, secs = run_mpi("die.py", "hang", env={"CLGRAD_DIST_TIMEOUT": "3"}, timeout=60)
+    rc, out, secs = run_mpi("die.py", "hang", env={"DIE_TIMEOUT": "3"}, timeout=60)
     assert rc != 0, out
     assert "rank 0 timed out after 3.0s in all_reduce" in out, out
     assert "next collective: the process group is broken" in out, out
     assert "MPI_Abort" in out, out
-    assert secs < 20, (secs, out)
+    assert secs < 45, (secs, out)
 
 
 def test_hanging_rank_times_out_in_ddp_backward(run_mpi):
-    rc, out, secs = run_mpi("die.py", "ddp-hang", env={"CLGRAD_DIST_TIMEOUT": "3"}, timeout=60)
+    rc, out, secs = run_mpi("die.py", "ddp-hang", env={"DIE_TIMEOUT": "3"}, timeout=60)
     assert rc != 0, out
     assert "timed out after 3.0s in DDP gradient all_reduce (bucket 0 of 1" in out, out
-    assert secs < 20, (secs, out)
+    assert secs < 45, (secs, out)
 
 
 def test_rank_that_leaves_early_times_the_other_out(run_mpi):
-    rc, out, secs = run_mpi("die.py", "exit0", env={"CLGRAD_DIST_TIMEOUT": "3"}, timeout=60)
+    rc, out, secs = run_mpi("die.py", "exit0", env={"DIE_TIMEOUT": "3"}, timeout=60)
     assert rc != 0, out
     assert "rank 0 timed out after 3.0s in all_reduce" in out, out
-    assert secs < 20, (secs, out)
+    assert secs < 45, (secs, out)
 
 
 def test_uncaught_exception_aborts_every_rank(run_mpi):
-    rc, out, secs = run_mpi("die.py", "raise", env={"CLGRAD_DIST_TIMEOUT": "60"}, timeout=60)
+    rc, out, secs = run_mpi("die.py", "raise", env={"DIE_TIMEOUT": "120"}, timeout=100)
     assert rc != 0, out
     assert "ValueError: rank 1 broke on purpose" in out, out
     assert "rank 1 of 2 raised an uncaught ValueError; aborting the job" in out, out
-    assert secs < 30, (secs, out)  # well before the 60 s timeout
+    assert secs < 60, (secs, out)  # not through the 120 s timeout

@@ -221,6 +221,12 @@ class DistributedDataParallel(Module):
         self._next_bucket = 0
         self._num_marked = 0
         self._launch_log = []  # (bucket index, parameters marked ready when it started): overlap, for tests
+        # gradients travel on a communicator of their own, so the ordering of DDP's all-reduces (issued by the
+        # communication thread, bucket after bucket) never interleaves with the user's collectives
+        self._grad_comm = self.process_group.comm.Dup()
+        self._comm_thread = None
+        if self.process_group.size() > 1 and _use_comm_thread():
+            self._comm_thread = _CommThread(self.process_group, self._grad_comm)
         self._hook_handles = [p.register_post_accumulate_grad_hook(self._make_hook(i))
                               for i, p in enumerate(self._params)]
 
@@ -245,11 +251,12 @@ class DistributedDataParallel(Module):
         if self._expect_hooks and self._num_marked:
             self._unfinished_error()
         self._reset()
-        if self.require_forward_param_sync and self.broadcast_buffers and self._module_buffers:
+        if (self.require_forward_param_sync and self.broadcast_buffers and self._module_buffers
+                and self.process_group.size() > 1):
             with autograd.no_grad():
                 _broadcast_coalesced(self.process_group, self._module_buffers, 0)
         out = self.module(*inputs, **kwargs)
-        if autograd.is_grad_enabled() and self.require_backward_grad_sync:
+        if autograd.is_grad_enabled() and self.require_backward_grad_sync and self.process_group.size() > 1:
             self._expect_hooks = True
             if self.find_unused_parameters:
                 reached = _reached_params(out)
@@ -269,7 +276,8 @@ class DistributedDataParallel(Module):
         for b in self._buckets:
             b.pending = len(b.params)
             b.work = None
-            b.host = None
+            if self._comm_thread is None:
+                b.host = None
 
     def _unfinished_error(self):
         missing = [n for n, m in zip(self._param_names, self._marked) if not m]
@@ -317,22 +325,26 @@ class DistributedDataParallel(Module):
 
     def _launch_ready(self):
         c10d = _c10d()
-        MPI = c10d._mpi()
         pg = self.process_group
         buckets = self._buckets
         while self._next_bucket < len(buckets) and buckets[self._next_bucket].pending == 0:
             b = buckets[self._next_bucket]
-            b.host = c10d.to_host(b.flat, c10d._wire_dtype(b.dtype))  # waits for this bucket's gradients only
-            req = pg.comm.Iallreduce(MPI.IN_PLACE, b.host, op=MPI.SUM)
+            what = f"DDP gradient all_reduce (bucket {b.index} of {len(buckets)}, {b.numel} {b.dtype} values)"
             pg.seq += 1
-            b.work = c10d.Work(pg, f"DDP gradient all_reduce (bucket {b.index} of {len(buckets)}, {b.numel} "
-                                   f"{b.dtype} values)", [req], None, (b.host,))
+            if self._comm_thread is not None:
+                b.work = self._comm_thread.submit(b, what)
+            else:
+                MPI = c10d._mpi()
+                b.host = c10d.to_host(b.flat, c10d._wire_dtype(b.dtype))  # waits for this bucket's gradients
+                req = self._grad_comm.Iallreduce(MPI.IN_PLACE, b.host, op=MPI.SUM)
+                b.work = c10d.Work(pg, what, [req], None, (b.host,))
             self._launch_log.append((b.index, self._num_marked))
             self._next_bucket += 1
-        # let MPI progress the reductions in flight while backward goes on
-        for b in buckets[:self._next_bucket]:
-            if b.work is not None and not b.work._done:
-                b.work.is_completed()
+        if self._comm_thread is None:
+            # let MPI progress the reductions in flight while backward goes on
+            for b in buckets[:self._next_bucket]:
+                if b.work is not None and not b.work._done:
+                    b.work.is_completed()
         if self._next_bucket == len(buckets) and self._expect_hooks:
             self._finalize()
 
@@ -342,13 +354,14 @@ class DistributedDataParallel(Module):
         pg = self.process_group
         world = pg.size()
         used = None
-        if self.find_unused_parameters:
+        for b in self._buckets:
+            b.work.wait()
+        if self.find_unused_parameters:  # the communication thread is idle now: the main thread may use the comm
             used = self._used.copy()
-            req = pg.comm.Iallreduce(MPI.IN_PLACE, used, op=MPI.MAX)
+            req = self._grad_comm.Iallreduce(MPI.IN_PLACE, used, op=MPI.MAX)
             pg.seq += 1
             c10d.Work(pg, "DDP unused-parameter map all_reduce", [req], None, (used,)).wait()
         for b in self._buckets:
-            b.work.wait()
             b.host /= world
             c10d.from_host(b.flat, b.host)
             for j, (i, p) in enumerate(zip(b.indices, b.params)):
@@ -359,7 +372,8 @@ class DistributedDataParallel(Module):
                         p.grad = b.flat[b.offsets[j]:b.offsets[j] + p.numel()].reshape(tuple(p.shape)).clone()
                 else:
                     _copy_out(p.grad, b.flat, b.offsets[j])
-            b.host = None
+            if self._comm_thread is None:
+                b.host = None
             b.work = None
         self._expect_hooks = False
         self._num_marked = 0
@@ -390,6 +404,93 @@ class DistributedDataParallel(Module):
 
     def extra_repr(self):
         return ""
+
+
+def _use_comm_thread():
+    """A communication thread needs MPI_THREAD_MULTIPLE (mpi4py asks for it by default);
+    CLGRAD_DDP_COMM_THREAD=0 falls back to non-blocking all-reduces progressed from the hooks."""
+    import os
+    if os.environ.get("CLGRAD_DDP_COMM_THREAD", "1") == "0":
+        return False
+    MPI = _c10d()._mpi()
+    return MPI.Query_thread() == MPI.THREAD_MULTIPLE
+
+
+class _ThreadWork:
+    """A bucket handed to the communication thread; wait() honours the process group's timeout."""
+
+    def __init__(self, pg, what, event):
+        import time
+        self._pg = pg
+        self._what = what
+        self._event = event
+        self._t0 = time.monotonic()
+        self._deadline = self._t0 + pg.timeout
+        self._seq = pg.seq
+        self.error = None
+        self._done = False
+
+    def is_completed(self):
+        return self._event.is_set()
+
+    def wait(self):
+        import time
+        if not self._event.wait(max(0.0, self._deadline - time.monotonic())):
+            c10d = _c10d()
+            w = c10d.Work(self._pg, self._what, [])
+            w._t0, w._seq = self._t0, self._seq
+            w._timed_out(time.monotonic())
+        if self.error is not None:
+            msg = f"rank {self._pg.rank()}: {self._what} failed: {self.error!r}"
+            self._pg.broken = msg
+            raise _c10d().DistBackendError(msg) from self.error
+        self._done = True
+        return True
+
+
+class _CommThread:
+    """One daemon thread per DDP: for each bucket, in the order the hooks hand them over, it copies the
+    flat gradient buffer to the host (the in-order device queue makes that wait for the bucket's
+    gradients, not the main thread) and runs a blocking MPI Allreduce, which keeps MPI progressing at full
+    speed while the main thread goes on enqueuing backward kernels.  pyopencl and mpi4py release the GIL
+    while they block."""
+
+    def __init__(self, pg, comm):
+        import queue
+        import threading
+        self.pg = pg
+        self.comm = comm
+        self.q = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="clgrad-ddp-comm", daemon=True)
+        self.thread.start()
+
+    def submit(self, b, what):
+        import threading
+        w = _ThreadWork(self.pg, what, threading.Event())
+        self.q.put((b, w))
+        return w
+
+    def _loop(self):
+        c10d = _c10d()
+        MPI = c10d._mpi()
+        while True:
+            b, w = self.q.get()
+            try:
+                wire = c10d._wire_dtype(b.dtype)
+                if b.host is None or b.host.dtype != wire:
+                    b.host = np.empty(b.numel, dtype=wire)  # kept: no page faults on later steps
+                if wire == np.dtype(b.dtype.np):
+                    from ...runtime import launch as _launch
+                    if b.numel:
+                        _launch.copy_to_host(b.flat._storage.device, b.flat._storage.buf,
+                                             b.flat._offset * b.dtype.itemsize, b.host)
+                else:
+                    b.host[:] = c10d.to_host(b.flat, wire)
+                self.comm.Allreduce(MPI.IN_PLACE, b.host, op=MPI.SUM)
+            except BaseException as e:  # noqa: BLE001  (reported to the main thread by wait())
+                w.error = e
+            finally:
+                w._event.set()
 
 
 def _broadcast_coalesced(pg, tensors, src):

@@ -23,6 +23,9 @@ t = engine.ones(4)
 dist.all_reduce(t)  # everybody is up
 if mode == "ddp-hang":
     ddp = DDP(engine.nn.Linear(3, 2))
+dist.barrier()
+# the short limit only from here on: starting up on a loaded machine may take longer than it
+dist.distributed_c10d._set_pg_timeout(float(os.environ.get("DIE_TIMEOUT", "60")))
 print(f"rank {R} ready", flush=True)
 t0 = time.monotonic()
 if R == 1:
