@@ -12,7 +12,15 @@ Scaling efficiency = tokens/s with N ranks / (N * tokens/s of the baseline); 100
 Each rank uses the device init_process_group picks (GPU local_rank % #GPUs, else the CPU device);
 on one CPU device the ranks share its cores, so the efficiency there says nothing about a cluster.
 The driver (this script without --worker) starts `mpirun -n N python ddp_bench.py --worker ...`
-for each N and reads rank 0's result line.
+for each N and reads rank 0's result line.  The 1-rank step time varied by up to 20% between runs on
+an H200 (38-52 ms for the "gpt" size), so compare rows of one invocation and repeat it.
+
+On the lent NVIDIA machines (which have Open MPI in the system and no package index), carry the mpich
+and mpi4py wheels (.whl-mpi/) and point mpi4py at MPICH explicitly, else mpi4py loads the system's Open
+MPI while MPICH's mpirun starts the ranks (init_process_group then refuses with a clear error):
+    python3 -m zipfile -e .whl-mpi/mpich-*.whl /tmp/mpich && D=/tmp/mpich/mpich-5.0.2.data/data
+    chmod +x $D/bin/* && export PATH=$D/bin:$PATH MPI4PY_LIBMPI=$D/lib/libmpi.so.12 CLGRAD_MPIRUN=$D/bin/mpirun
+(after benchmarks/gpu_env.sh and `pip install --target /tmp/site .whl-mpi/mpi4py-*.whl`).
 """
 import argparse
 import json
@@ -121,7 +129,7 @@ def main():
     ap.add_argument("--ranks", default="1,2", help="comma-separated rank counts (default 1,2)")
     ap.add_argument("--size", choices=sorted(SIZES), default=None, help="model size (default: gpt on a GPU, "
                     "tiny otherwise)")
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--bucket-cap-mb", type=float, default=25)
     ap.add_argument("--device", default=None, help="CLGRAD_DEVICE for every rank (default: one GPU per rank if "

@@ -232,8 +232,8 @@ def _check_launcher_agrees(MPI, world):
             raise RuntimeError(
                 f"the launcher started {v} processes ({k}={v}) but MPI in this process sees a world of 1: mpirun and "
                 f"the MPI library mpi4py loaded ({lib}) are different MPI implementations. Use the mpirun of the "
-                "same MPI, or point mpi4py at the launcher's library, e.g. MPI4PY_LIBMPI=/path/to/mpich/lib/libmpi.so.12 "
-                "(MPICH's mpirun sets PMI_SIZE; Open MPI's sets OMPI_COMM_WORLD_SIZE)")
+                "same MPI, or point mpi4py at the launcher's library, e.g. "
+                "MPI4PY_LIBMPI=/path/to/mpich/lib/libmpi.so.12 (MPICH's mpirun sets PMI_SIZE; Open MPI's sets OMPI_COMM_WORLD_SIZE)")
 
 
 def _pick_device(device_id):

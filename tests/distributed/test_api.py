@@ -51,7 +51,8 @@ def test_launcher_command(mpirun, capsys):
     assert capsys.readouterr().out.split()[1:3] == ["-n", "2"]
     launcher.main(["--np=4", "--mpirun", mpirun, "--dry-run", "-m", "pkg.train", "--x", "-n", "5"])
     cmd = capsys.readouterr().out.split()
-    assert cmd[1:3] == ["-n", "4"] and cmd[-6:] == ["engine.distributed._bootstrap", "-m", "pkg.train", "--x", "-n", "5"]
+    assert cmd[1:3] == ["-n", "4"]
+    assert cmd[-6:] == ["engine.distributed._bootstrap", "-m", "pkg.train", "--x", "-n", "5"]
 
 
 def test_world_of_one_without_mpirun(mpirun):

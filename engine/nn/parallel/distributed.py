@@ -8,9 +8,13 @@ How it works (PyTorch's Reducer, in Python):
     backward produces their gradients;
   * each parameter has a post-accumulate-grad hook.  When backward has accumulated a
     parameter's .grad, the hook copies it (device to device) into its bucket's flat buffer;
-    when a bucket is complete it is copied to the host and its MPI Iallreduce starts at once,
-    while backward goes on computing the earlier layers' gradients (buckets start in index order
-    on every rank, so all ranks issue the same collectives in the same order);
+    when a bucket is complete it goes to DDP's communication thread, which copies it to a host
+    buffer and all-reduces it (blocking MPI Allreduce, GIL released) while the main thread goes
+    on enqueuing the earlier layers' backward kernels.  Buckets start in index order on every
+    rank and travel on a communicator of their own, so all ranks issue the same collectives in
+    the same order and never mix them with the user's.  Without MPI_THREAD_MULTIPLE (or with
+    CLGRAD_DDP_COMM_THREAD=0) the main thread starts non-blocking Iallreduces instead and
+    progresses them from the later hooks;
   * the hook that completes the last bucket waits for every bucket (against the process
     group's timeout), divides by the world size and writes the averages back into each .grad.
     The engine's autograd has no `queue_callback`; the last parameter's hook is the end of the
