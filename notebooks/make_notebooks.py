@@ -850,7 +850,7 @@ Now train. The monitor appears above the loop and redraws a few times a second w
 the raw loss, the thick one a smoothed version; the slider sets the smoothing).
 """),
         code("""
-with TrainingMonitor(total=STEPS, title="bad init: N(0, 1) weights") as mon:
+with TrainingMonitor(total=STEPS, title="bad init: N(0, 1)") as mon:
     final = train(model, make_optimizer(model), mon)
 print(f"bad init: final loss {final:.3f}, test accuracy {accuracy(model, X_test, y_test):.3f}")
 """),
@@ -901,7 +901,7 @@ flow = GradientFlow(model, optimizer=opt, every=5)
 flow
 """),
         code("""
-with TrainingMonitor(total=STEPS, title="fixed: N(0, (5/3)^2 / fan_in) weights") as mon:
+with TrainingMonitor(total=STEPS, title="fixed init: N(0, (5/3)²/fan_in)") as mon:
     final = train(model, opt, mon)
 print(f"fixed init: final loss {final:.3f}, test accuracy {accuracy(model, X_test, y_test):.3f}")
 """),
