@@ -382,6 +382,11 @@ class DistributedDataParallel(Module):
         self._expect_hooks = False
         self._num_marked = 0
 
+    def __del__(self):
+        t = self.__dict__.get("_comm_thread")
+        if t is not None:
+            t.stop()
+
     # ---- torch's API -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def no_sync(self):
@@ -474,11 +479,17 @@ class _CommThread:
         self.q.put((b, w))
         return w
 
+    def stop(self):
+        self.q.put(None)
+
     def _loop(self):
         c10d = _c10d()
         MPI = c10d._mpi()
         while True:
-            b, w = self.q.get()
+            item = self.q.get()
+            if item is None:
+                return
+            b, w = item
             try:
                 wire = c10d._wire_dtype(b.dtype)
                 if b.host is None or b.host.dtype != wire:
