@@ -199,7 +199,7 @@ def test_torch_program(name, tmp_path):
 
 def test_example_script_through_alias(tmp_path):
     """examples/gpt.py --torch takes its `import torch` branch; under the alias that is clgrad."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
     r = subprocess.run([sys.executable, ALIAS, os.path.join(ROOT, "examples", "gpt.py"), "--torch", "--quiet",
                         "--steps", "10", "--sample-chars", "10", "--checkpoint", str(tmp_path / "gpt.pt")],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
