@@ -612,18 +612,20 @@ print(f"autograd: dw1={w1.grad.item():.4f} dw2={w2.grad.item():.4f} db={b.grad.i
         md("""
 The stepper is also a Python object. Build one yourself from a recording (`record_backward()` collects
 every node the backward engine runs) to read the steps as text: for each node, the gradient that arrived,
-the rule, and what it sent on.
+the rule, and what it sent on. The order is the backward engine's: a node runs once every gradient for it
+has arrived, and `AccumulateGrad` is the step that writes a leaf's `.grad`.
 """),
         code("""
 from engine.autograd.graph import record_backward
-from widgets import BackpropStepper
+from widgets import BackpropStepper, GraphModel
 
-for t in (x1, x2, w1, w2, b):
+leaves = {"x1": x1, "x2": x2, "w1": w1, "w2": w2, "b": b}
+for t in leaves.values():
     t.grad = None
 o = engine.tanh(x1 * w1 + x2 * w2 + b)
 with record_backward() as rec:
     o.backward()
-stepper = BackpropStepper(rec, graph=o)
+stepper = BackpropStepper(rec, graph=GraphModel(o, names=leaves))   # names label the leaves
 print(len(stepper), "steps:", stepper.order)
 """),
         code("""
@@ -631,6 +633,8 @@ print(stepper.text(0))   # the first step: the tanh
 print()
 stepper.goto(1)
 print(stepper.text())    # the addition of b
+print()
+print(stepper.text(4))   # a multiplication, x2 * w2: w2 gets 0 because x2 is 0
 """),
         code("""
 stepper.goto(-1)         # the last step
