@@ -1,5 +1,6 @@
 """Two-rank MPI jobs on the test machine's device (PoCL on CI): collectives, DDP, failures."""
 import os
+import re
 import sys
 
 from .conftest import WORKERS, run_cmd
@@ -34,7 +35,7 @@ def test_killed_rank_ends_the_job(run_mpi):
 def test_hanging_rank_times_out(run_mpi):
     rc, out, secs = run_mpi("die.py", "hang", env={"DIE_TIMEOUT": "3"}, timeout=60)
     assert rc != 0, out
-    assert "rank 0 timed out after 3.0s in all_reduce" in out, out
+    assert re.search(r"rank 0 timed out after 3\.\ds in all_reduce", out), out  # 3.1s on a loaded machine
     assert "next collective: the process group is broken" in out, out
     assert "MPI_Abort" in out, out
     assert secs < 45, (secs, out)
@@ -43,14 +44,14 @@ def test_hanging_rank_times_out(run_mpi):
 def test_hanging_rank_times_out_in_ddp_backward(run_mpi):
     rc, out, secs = run_mpi("die.py", "ddp-hang", env={"DIE_TIMEOUT": "3"}, timeout=60)
     assert rc != 0, out
-    assert "timed out after 3.0s in DDP gradient all_reduce (bucket 0 of 1" in out, out
+    assert re.search(r"timed out after 3\.\ds in DDP gradient all_reduce \(bucket 0 of 1", out), out
     assert secs < 45, (secs, out)
 
 
 def test_rank_that_leaves_early_times_the_other_out(run_mpi):
     rc, out, secs = run_mpi("die.py", "exit0", env={"DIE_TIMEOUT": "3"}, timeout=60)
     assert rc != 0, out
-    assert "rank 0 timed out after 3.0s in all_reduce" in out, out
+    assert re.search(r"rank 0 timed out after 3\.\ds in all_reduce", out), out  # 3.1s on a loaded machine
     assert secs < 45, (secs, out)
 
 
