@@ -358,14 +358,16 @@ class DistributedDataParallel(Module):
         pg = self.process_group
         world = pg.size()
         used = None
-        for b in self._buckets:
-            b.work.wait()
-        if self.find_unused_parameters:  # the communication thread is idle now: the main thread may use the comm
+        if self.find_unused_parameters:
+            for b in self._buckets:
+                b.work.wait()
+            # the communication threads are idle now: the main thread may use their communicator
             used = self._used.copy()
             req = self._grad_comm.Iallreduce(MPI.IN_PLACE, used, op=MPI.MAX)
             pg.seq += 1
             c10d.Work(pg, "DDP unused-parameter map all_reduce", [req], None, (used,)).wait()
         for b in self._buckets:
+            b.work.wait()  # later buckets are still travelling while this one goes back to the device
             b.host /= world
             c10d.from_host(b.flat, b.host)
             for j, (i, p) in enumerate(zip(b.indices, b.params)):
@@ -458,36 +460,41 @@ class _ThreadWork:
 
 
 class _CommThread:
-    """One daemon thread per DDP: for each bucket, in the order the hooks hand them over, it copies the
-    flat gradient buffer to the host (the in-order device queue makes that wait for the bucket's
-    gradients, not the main thread) and runs a blocking MPI Allreduce, which keeps MPI progressing at full
-    speed while the main thread goes on enqueuing backward kernels.  pyopencl and mpi4py release the GIL
-    while they block."""
+    """Two daemon threads per DDP, a pipeline over the buckets in the order the hooks hand them over:
+    the copier copies a bucket's flat gradient buffer to its (reused) host buffer (the in-order device
+    queue makes that wait for the bucket's gradients, never the main thread), the reducer runs a
+    blocking MPI Allreduce on it, which keeps MPI progressing at full speed; so bucket k+1 crosses to
+    the host while bucket k is reduced, and both while the main thread goes on enqueuing backward
+    kernels.  pyopencl and mpi4py release the GIL while they block."""
 
     def __init__(self, pg, comm):
         import queue
         import threading
         self.pg = pg
         self.comm = comm
-        self.q = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._loop, name="clgrad-ddp-comm", daemon=True)
-        self.thread.start()
+        self.q_copy = queue.SimpleQueue()
+        self.q_reduce = queue.SimpleQueue()
+        self.threads = [threading.Thread(target=self._copier, name="clgrad-ddp-copy", daemon=True),
+                        threading.Thread(target=self._reducer, name="clgrad-ddp-comm", daemon=True)]
+        for t in self.threads:
+            t.start()
 
     def submit(self, b, what):
         import threading
         w = _ThreadWork(self.pg, what, threading.Event())
-        self.q.put((b, w))
+        self.q_copy.put((b, w))
         return w
 
     def stop(self):
-        self.q.put(None)
+        self.q_copy.put(None)
 
-    def _loop(self):
+    def _copier(self):
         c10d = _c10d()
-        MPI = c10d._mpi()
+        from ...runtime import launch as _launch
         while True:
-            item = self.q.get()
+            item = self.q_copy.get()
             if item is None:
+                self.q_reduce.put(None)
                 return
             b, w = item
             try:
@@ -495,14 +502,26 @@ class _CommThread:
                 if b.host is None or b.host.dtype != wire:
                     b.host = np.empty(b.numel, dtype=wire)  # kept: no page faults on later steps
                 if wire == np.dtype(b.dtype.np):
-                    from ...runtime import launch as _launch
                     if b.numel:
                         _launch.copy_to_host(b.flat._storage.device, b.flat._storage.buf,
                                              b.flat._offset * b.dtype.itemsize, b.host)
                 else:
                     b.host[:] = c10d.to_host(b.flat, wire)
-                self.comm.Allreduce(MPI.IN_PLACE, b.host, op=MPI.SUM)
             except BaseException as e:  # noqa: BLE001  (reported to the main thread by wait())
+                w.error = e
+            self.q_reduce.put((b, w))
+
+    def _reducer(self):
+        MPI = _c10d()._mpi()
+        while True:
+            item = self.q_reduce.get()
+            if item is None:
+                return
+            b, w = item
+            try:
+                if w.error is None:
+                    self.comm.Allreduce(MPI.IN_PLACE, b.host, op=MPI.SUM)
+            except BaseException as e:  # noqa: BLE001
                 w.error = e
             finally:
                 w._event.set()
