@@ -220,6 +220,7 @@ def test_graph_and_stepper(open_notebook):
     nb.wait_all_ran()
     print(f"{NB_GRAPH}: ran in {time.monotonic() - t0:.1f}s")
     nb.no_broken_widgets()
+    nb.page_shot("02-notebook")
 
     # The notebook prints the GraphView's size ("7 nodes, 6 edges"); both graph views (the %%graph
     # cell and the GraphView(...) cell) draw the same graph.
@@ -293,6 +294,7 @@ def test_training_monitor_live(open_notebook):
     assert partial, f"the monitor did not gain points while its cell ran: {sorted(set(running))}"
     print(f"{NB_TRAIN}: ran in {time.monotonic() - t0:.1f}s")
     nb.no_broken_widgets()
+    nb.page_shot("04-notebook")
 
     for title in ("bad init", "fixed"):
         n, prompt = page.evaluate(_POINTS_JS, title)
