@@ -32,11 +32,15 @@ install: $(VENV)/.dev
 install-lab: $(VENV)/.lab
 
 # Everything: the unit tests (parallel), then strict nbval on every notebook, then the
-# notebooks in a real browser (serial: one JupyterLab server, one Chromium).
+# notebooks in a real browser (serial: one JupyterLab server, one Chromium).  All three run
+# even when one fails; the exit status is non-zero if any failed.
 test: $(VENV)/.dev chromium
-	$(MAKE) --no-print-directory test-unit
-	$(MAKE) --no-print-directory test-notebooks
-	$(MAKE) --no-print-directory test-browser
+	@status=0; \
+	$(MAKE) --no-print-directory test-unit || status=1; \
+	$(MAKE) --no-print-directory test-notebooks || status=1; \
+	$(MAKE) --no-print-directory test-browser || status=1; \
+	if [ $$status != 0 ]; then echo "make test: FAILED (see above)"; fi; \
+	exit $$status
 
 test-unit: $(VENV)/.dev
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --ignore=tests/browser $(PYTEST_ARGS)
