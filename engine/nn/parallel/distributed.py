@@ -8,15 +8,16 @@ How it works (PyTorch's Reducer, in Python):
     backward produces their gradients;
   * each parameter has a post-accumulate-grad hook.  When backward has accumulated a
     parameter's .grad, the hook copies it (device to device) into its bucket's flat buffer;
-    when a bucket is complete it goes to DDP's communication thread, which copies it to a host
-    buffer and all-reduces it (blocking MPI Allreduce, GIL released) while the main thread goes
-    on enqueuing the earlier layers' backward kernels.  Buckets start in index order on every
+    when a bucket is complete it goes to DDP's two communication threads, a pipeline: one copies
+    it to a reused host buffer, the other all-reduces it (blocking MPI Allreduce, GIL released),
+    while the main thread goes on enqueuing the earlier layers' backward kernels.  Buckets start in index order on every
     rank and travel on a communicator of their own, so all ranks issue the same collectives in
     the same order and never mix them with the user's.  Without MPI_THREAD_MULTIPLE (or with
     CLGRAD_DDP_COMM_THREAD=0) the main thread starts non-blocking Iallreduces instead and
     progresses them from the later hooks;
-  * the hook that completes the last bucket waits for every bucket (against the process
-    group's timeout), divides by the world size and writes the averages back into each .grad.
+  * the hook that completes the last bucket waits for the buckets in order (against the process
+    group's timeout), divides each by the world size and writes the averages back into each .grad
+    while the later buckets are still travelling.  On a world of one, DDP does no communication.
     The engine's autograd has no `queue_callback`; the last parameter's hook is the end of the
     reduction, and by then every parameter gradient exists, so when `loss.backward()` returns,
     every .grad holds the average, exactly as with torch.

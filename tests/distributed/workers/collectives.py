@@ -127,6 +127,15 @@ except ValueError:
     pass
 dist.barrier()
 assert dist.get_backend() == "mpi"
+# each rank on its own GPU when the node has enough of them (node-local rank round-robin)
+from engine.runtime.device import gpus  # noqa: E402
+where = [None] * W
+dist.all_gather_object(where, dev.runtime.index)
+if len(gpus()) >= W:
+    assert len(set(where)) == W, where
+elif not gpus():
+    assert dev.runtime.is_cpu
+print(f"rank {R} device cl:{dev.runtime.index} {dev.runtime.name}", flush=True)
 import os  # noqa: E402
 assert os.environ["RANK"] == str(R) and os.environ["WORLD_SIZE"] == str(W)
 dist.destroy_process_group()
