@@ -13,3 +13,4 @@ from .normalization import *  # noqa: F401,F403
 from .batchnorm import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
+from .transformer import *  # noqa: F401,F403
