@@ -273,3 +273,10 @@ def test_get_submodule_parameter_buffer():
     assert e.get_buffer("0.rb") is e[0].rb
     with pytest.raises(AttributeError):
         e.get_submodule("9")
+
+
+def test_modulelist_repr_collapses_repeats_like_torch():
+    e = nn.ModuleList([TinyE(), TinyE(), nn.Sequential(), TinyE()])
+    t = torch.nn.ModuleList([TinyT(), TinyT(), torch.nn.Sequential(), TinyT()])
+    assert repr(e).replace("TinyE", "TinyT") == repr(t)
+    assert repr(nn.ModuleList()) == "ModuleList()"

@@ -260,8 +260,6 @@ def test_state_dict_keys_load_and_repr():
         assert a.norm1.eps == 1e-6 and a.norm_first and a.self_attn.batch_first and a.linear1.bias is None
 
 
-@pytest.mark.xfail(reason="engine ModuleList repr does not compress repeated modules as torch's does",
-                   strict=False)
 def test_repr_of_stacks():
     kw = dict(d_model=D, nhead=H, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=FF)
     assert repr(_quiet(nn.Transformer, **kw)) == repr(_quiet(TNN.Transformer, **kw))
