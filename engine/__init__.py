@@ -73,6 +73,7 @@ def typename(t):
 
 
 from . import nn, optim, utils  # noqa: E402  (they build on everything above)
+from . import distributed  # noqa: E402,F401  (importing it does not start MPI)
 from .serialization import load, save  # noqa: E402
 from . import profiler  # noqa: E402
 # torch's top-level aliases of a few nn.functional ops

@@ -1,4 +1,4 @@
 """engine.nn: modules, parameters, functional, init and utils, as torch.nn."""
 from .parameter import Parameter
 from .modules import *  # noqa: F401,F403
-from . import functional, init, utils  # noqa: F401
+from . import functional, init, parallel, utils  # noqa: F401
