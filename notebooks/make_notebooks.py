@@ -1568,8 +1568,9 @@ for name, flops, t_cl, t_np, t_th in rows:
         md("""
 How to read it:
 
-* **Matrix products** on a CPU device use the CPU's BLAS through zero-copy mapped buffers (as PyTorch uses MKL),
-  so clgrad is close to NumPy there; on a GPU the OpenCL kernel runs instead.
+* **Matrix products** on a CPU device use the CPU's BLAS through mapped buffers (as PyTorch uses MKL), so
+  clgrad is close to NumPy there, except for tiny products, where an OpenCL kernel is quicker to launch; on a
+  GPU the OpenCL kernel always runs.
 * **Small operations** are dominated by fixed costs: a kernel launch and Python overhead are a few microseconds
   each, which is why a tiny MLP step takes longer than its arithmetic suggests. Larger batches amortise them.
 * **Elementwise chains** launch one kernel per operation and read and write memory each time; PyTorch's CPU
