@@ -1435,7 +1435,7 @@ WIDTH = 256
 MATMUL_SIZES = [64, 128, 256, 512]
 REPEAT = 5
 _ = engine.manual_seed(0)
-print("device:", engine.get_default_device(), "| PyTorch threads:", torch.get_num_threads())
+print("clgrad device:", engine.get_default_device())
 """),
         md("""
 ## 1. `%%cl_profile`: kernels of one training step
