@@ -22,6 +22,24 @@ def _lerp(a, b, w):
     return f"(fabs({w}) < (T)0.5 ? fma({w}, {b} - {a}, {a}) : fma({w} - (T)1, {b} - {a}, {b}))"
 
 
+def _weight_decay(f):
+    """torch's weight decay, none where weight_decay == 0: decoupled (p *= 1 - lr * wd, as AdamW)
+    where the variant has the 'decoupled' flag set, else L2 (g += wd * p)."""
+    if not f["wd"]:
+        return []
+    return ["p = p * decay;" if f.get("decoupled") else "g = fma(p, wd, g);"]
+
+
+def _ema_sq(buf, beta, c):
+    """buf = buf * beta + c * g * g, in torch's two steps (mul_, then addcmul_)."""
+    return [f"{buf} = {buf} * {beta};", f"{buf} = {buf} + {c} * g * g;"]
+
+
+def _adam_moments():
+    """Adam's moments: exp_avg.lerp_(g, 1 - beta1), then exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * g * g."""
+    return ["exp_avg = " + _lerp("exp_avg", "g", "w1") + ";"] + _ema_sq("exp_avg_sq", "beta2", "c2")
+
+
 def _body(kind, flags):
     """(state buffer names, scalar names, body lines) of one optimizer variant.
 
@@ -32,8 +50,7 @@ def _body(kind, flags):
     if kind == "sgd":
         bufs = ["buf"] if f["momentum"] else []
         scal = ["wd", "momentum", "damp1", "neg_lr", "first"]
-        if f["wd"]:
-            L.append("g = fma(p, wd, g);")
+        L += _weight_decay(f)
         if f["momentum"]:
             L.append("buf = first ? g : fma(g, damp1, buf * momentum);")
             L.append("g = fma(buf, momentum, g);" if f["nesterov"] else "g = buf;")
@@ -41,11 +58,8 @@ def _body(kind, flags):
     elif kind == "adam":
         bufs = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if f["amsgrad"] else [])
         scal = ["wd", "decay", "w1", "beta2", "c2", "bc2_sqrt", "eps", "neg_step_size"]
-        if f["wd"]:
-            L.append("p = p * decay;" if f["decoupled"] else "g = fma(p, wd, g);")
-        L.append("exp_avg = " + _lerp("exp_avg", "g", "w1") + ";")
-        L.append("exp_avg_sq = exp_avg_sq * beta2;")
-        L.append("exp_avg_sq = exp_avg_sq + c2 * g * g;")
+        L += _weight_decay(f)
+        L += _adam_moments()
         if f["amsgrad"]:
             L.append("max_exp_avg_sq = fmax(max_exp_avg_sq, exp_avg_sq);")
             L.append("T denom = sqrt(max_exp_avg_sq) / bc2_sqrt + eps;")
@@ -55,10 +69,8 @@ def _body(kind, flags):
     elif kind == "rmsprop":
         bufs = ["square_avg"] + (["momentum_buffer"] if f["momentum"] else []) + (["grad_avg"] if f["centered"] else [])
         scal = ["wd", "alpha", "c", "eps", "momentum", "neg_lr"]
-        if f["wd"]:
-            L.append("g = fma(p, wd, g);")
-        L.append("square_avg = square_avg * alpha;")
-        L.append("square_avg = square_avg + c * g * g;")
+        L += _weight_decay(f)
+        L += _ema_sq("square_avg", "alpha", "c")
         if f["centered"]:
             L.append("grad_avg = " + _lerp("grad_avg", "g", "c") + ";")
             L.append("T avg = sqrt(square_avg + (T)(-1) * grad_avg * grad_avg);")
@@ -74,18 +86,15 @@ def _body(kind, flags):
     elif kind == "adagrad":
         bufs = ["sum"]
         scal = ["wd", "eps", "neg_clr"]
-        if f["wd"]:
-            L.append("g = fma(p, wd, g);")
+        L += _weight_decay(f)
         L.append("sum = sum + (T)1 * g * g;")
         L.append("T std_ = sqrt(sum) + eps;")
         L.append("p = p + neg_clr * g / std_;")
     elif kind == "adadelta":
         bufs = ["square_avg", "acc_delta"]
         scal = ["wd", "rho", "c", "eps", "neg_lr"]
-        if f["wd"]:
-            L.append("g = fma(p, wd, g);")
-        L.append("square_avg = square_avg * rho;")
-        L.append("square_avg = square_avg + c * g * g;")
+        L += _weight_decay(f)
+        L += _ema_sq("square_avg", "rho", "c")
         L.append("T std_ = sqrt(square_avg + eps);")
         L.append("T delta = sqrt(acc_delta + eps);")
         L.append("delta = delta / std_;")
@@ -96,30 +105,23 @@ def _body(kind, flags):
     elif kind == "adamax":
         bufs = ["exp_avg", "exp_inf"]
         scal = ["wd", "w1", "beta2", "eps", "neg_clr"]
-        if f["wd"]:
-            L.append("g = fma(p, wd, g);")
+        L += _weight_decay(f)
         L.append("exp_avg = " + _lerp("exp_avg", "g", "w1") + ";")
         L.append("exp_inf = fmax(exp_inf * beta2, fabs(g) + eps);")
         L.append("p = p + neg_clr * exp_avg / exp_inf;")
     elif kind == "radam":
         bufs = ["exp_avg", "exp_avg_sq"]
         scal = ["wd", "decay", "w1", "beta2", "c2", "eps", "lr", "bc1", "bc2_sqrt", "rect", "use_rect"]
-        if f["wd"]:
-            L.append("p = p * decay;" if f["decoupled"] else "g = fma(p, wd, g);")
-        L.append("exp_avg = " + _lerp("exp_avg", "g", "w1") + ";")
-        L.append("exp_avg_sq = exp_avg_sq * beta2;")
-        L.append("exp_avg_sq = exp_avg_sq + c2 * g * g;")
+        L += _weight_decay(f)
+        L += _adam_moments()
         L.append("T upd = exp_avg / bc1 * lr;")
         L.append("if (use_rect) upd = upd * (bc2_sqrt / (sqrt(exp_avg_sq) + eps)) * rect;")
         L.append("p = p - upd;")
     elif kind == "nadam":
         bufs = ["exp_avg", "exp_avg_sq"]
         scal = ["wd", "decay", "w1", "beta2", "c2", "eps", "bc2", "cg", "cm"]
-        if f["wd"]:
-            L.append("p = p * decay;" if f["decoupled"] else "g = fma(p, wd, g);")
-        L.append("exp_avg = " + _lerp("exp_avg", "g", "w1") + ";")
-        L.append("exp_avg_sq = exp_avg_sq * beta2;")
-        L.append("exp_avg_sq = exp_avg_sq + c2 * g * g;")
+        L += _weight_decay(f)
+        L += _adam_moments()
         L.append("T denom = sqrt(exp_avg_sq / bc2) + eps;")
         L.append("p = p + cg * g / denom;")
         L.append("p = p + cm * exp_avg / denom;")
@@ -135,8 +137,7 @@ def _body(kind, flags):
     elif kind == "asgd":
         bufs = ["ax"]
         scal = ["wd", "decay", "neg_eta", "mu_val", "mu_one"]
-        if f["wd"]:
-            L.append("g = fma(p, wd, g);")
+        L += _weight_decay(f)
         L.append("p = p * decay;")
         L.append("p = fma(g, neg_eta, p);")
         L.append("ax = mu_one ? p : ax + (p - ax) * mu_val;")

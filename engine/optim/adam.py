@@ -1,13 +1,16 @@
 """Adam (torch.optim.Adam): L2 or decoupled weight decay, amsgrad, maximize; one fused kernel."""
-from .. import zeros
 from ..tensor import Tensor
 from ._kernels import fused_step
-from .optimizer import Optimizer, _check_grad, _new_step, _next_step, _run_closure, _to_scalar, _use_grad
+from .optimizer import (Optimizer, _check_fused, _check_hparams, _init_state, _next_step, _params_with_grad,
+                        _run_closure, _to_scalar, _use_grad, _zeros_like_param)
 
 __all__ = ["Adam"]
 
 
 class Adam(Optimizer):
+    _setstate_defaults = (("amsgrad", False), ("maximize", False), ("foreach", None), ("capturable", False),
+                          ("differentiable", False), ("fused", None), ("decoupled_weight_decay", False))
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
                  decoupled_weight_decay=False):
@@ -16,16 +19,7 @@ class Adam(Optimizer):
                 raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
             if lr.numel() != 1:
                 raise ValueError("Tensor lr must be 1-element")
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_hparams(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
         if not ((isinstance(betas[0], float) and isinstance(betas[1], float))
                 or (isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor))):
             raise ValueError("betas must be either both floats or both Tensors")
@@ -38,22 +32,7 @@ class Adam(Optimizer):
                     "differentiable": differentiable, "fused": fused,
                     "decoupled_weight_decay": decoupled_weight_decay}
         super().__init__(params, defaults)
-        if fused:
-            if differentiable:
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if foreach:
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("amsgrad", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("capturable", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("fused", None)
-            group.setdefault("decoupled_weight_decay", False)
+        _check_fused(fused, differentiable, foreach)
 
     @_use_grad
     def step(self, closure=None):
@@ -69,19 +48,11 @@ class Adam(Optimizer):
             flags = {"wd": wd != 0, "decoupled": bool(group.get("decoupled_weight_decay", False)),
                      "amsgrad": amsgrad, "maximize": bool(group["maximize"])}
             items = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = _check_grad(p)
-                state = self.state[p]
+            for p, g, state in _params_with_grad(self, group):
                 if len(state) == 0:
-                    state["step"] = _new_step(p)
-                    state["exp_avg"] = zeros(p.shape, dtype=p.dtype, device=p.device)
-                    state["exp_avg_sq"] = zeros(p.shape, dtype=p.dtype, device=p.device)
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = zeros(p.shape, dtype=p.dtype, device=p.device)
-                if amsgrad and "max_exp_avg_sq" not in state:
-                    state["max_exp_avg_sq"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+                    _init_state(state, p, "exp_avg", "exp_avg_sq")
+                if amsgrad and "max_exp_avg_sq" not in state:  # also for a state loaded without amsgrad
+                    state["max_exp_avg_sq"] = _zeros_like_param(p)
                 step = float(_next_step(state["step"]))
                 bc1 = 1 - beta1 ** step
                 bc2 = 1 - beta2 ** step

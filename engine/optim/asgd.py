@@ -4,32 +4,23 @@ torch keeps 'eta' and 'mu' as float32 scalar tensors (read back with .item() eve
 here the host keeps their float32 values beside them and the kernel writes the tensors."""
 import numpy as np
 
-from .. import float32, full, ones, zeros
 from ._kernels import fused_step
-from .optimizer import (Optimizer, _check_grad, _check_lr, _host_scalar, _new_step, _next_step, _run_closure,
-                        _to_scalar, _use_grad)
+from .optimizer import (Optimizer, _check_hparams, _host_scalar, _new_step, _next_step, _params_with_grad,
+                        _run_closure, _scalar_state, _to_scalar, _use_grad, _zeros_like_param)
 
 __all__ = ["ASGD"]
 
 
 class ASGD(Optimizer):
+    _setstate_defaults = (("foreach", None), ("maximize", False), ("differentiable", False), ("capturable", False))
+
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, foreach=None,
                  maximize=False, differentiable=False, capturable=False):
-        _check_lr(lr)
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_hparams(lr=lr, weight_decay=weight_decay)
         defaults = {"lr": lr, "lambd": lambd, "alpha": alpha, "t0": t0, "weight_decay": weight_decay,
                     "foreach": foreach, "maximize": maximize, "differentiable": differentiable,
                     "capturable": capturable}
         super().__init__(params, defaults)
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
 
     @_use_grad
     def step(self, closure=None):
@@ -38,18 +29,12 @@ class ASGD(Optimizer):
             lr = _to_scalar(group["lr"])
             lambd, alpha, t0, wd = group["lambd"], group["alpha"], group["t0"], group["weight_decay"]
             items = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = _check_grad(p)
-                state = self.state[p]
+            for p, g, state in _params_with_grad(self, group):
                 if len(state) == 0:
                     state["step"] = _new_step(p)
-                    state["eta"] = full((), lr, dtype=float32, device=p.device)
-                    state["eta"]._host_val = np.float32(lr)
-                    state["mu"] = ones((), dtype=float32, device=p.device)
-                    state["mu"]._host_val = np.float32(1.0)
-                    state["ax"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+                    state["eta"] = _scalar_state(p, lr)
+                    state["mu"] = _scalar_state(p, 1.0)
+                    state["ax"] = _zeros_like_param(p)
                 step = float(_next_step(state["step"]))
                 eta = float(_host_scalar(state["eta"]))
                 mu = _host_scalar(state["mu"])

@@ -4,44 +4,29 @@ torch keeps 'mu_product' as a float32 scalar tensor updated in float32; the host
 same float32 value beside it, and the kernel writes it, so no per-step host sync."""
 import numpy as np
 
-from .. import zeros
 from ._kernels import fused_step
-from .optimizer import (Optimizer, _check_betas, _check_grad, _check_lr, _new_step, _next_step, _run_closure,
-                        _to_scalar, _use_grad)
+from .optimizer import (Optimizer, _check_hparams, _host_scalar, _new_step, _next_step, _params_with_grad,
+                        _run_closure, _scalar_state, _to_scalar, _use_grad, _zeros_like_param)
 
 __all__ = ["NAdam"]
 
 
 class NAdam(Optimizer):
+    _setstate_defaults = (("maximize", False), ("foreach", None), ("capturable", False), ("differentiable", False),
+                          ("decoupled_weight_decay", False))
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False):
-        _check_lr(lr)
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        _check_betas(betas)
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= momentum_decay:
-            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
+        _check_hparams(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay, momentum_decay=momentum_decay)
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
                     "momentum_decay": momentum_decay, "decoupled_weight_decay": decoupled_weight_decay,
                     "maximize": maximize, "foreach": foreach, "capturable": capturable,
                     "differentiable": differentiable}
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("capturable", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("decoupled_weight_decay", False)
-
     @_use_grad
     def step(self, closure=None):
-        from .. import float32, ones
         loss = _run_closure(closure)
         for group in self.param_groups:
             lr = _to_scalar(group["lr"])
@@ -51,22 +36,15 @@ class NAdam(Optimizer):
             flags = {"wd": wd != 0, "decoupled": bool(group["decoupled_weight_decay"]),
                      "maximize": bool(group["maximize"])}
             items = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = _check_grad(p)
-                state = self.state[p]
+            for p, g, state in _params_with_grad(self, group):
                 if len(state) == 0:
                     state["step"] = _new_step(p)
-                    state["mu_product"] = ones((), dtype=float32, device=p.device)
-                    state["mu_product"]._host_val = np.float32(1.0)
-                    state["exp_avg"] = zeros(p.shape, dtype=p.dtype, device=p.device)
-                    state["exp_avg_sq"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+                    state["mu_product"] = _scalar_state(p, 1.0)
+                    state["exp_avg"] = _zeros_like_param(p)
+                    state["exp_avg_sq"] = _zeros_like_param(p)
                 step = float(_next_step(state["step"]))
                 mp_t = state["mu_product"]
-                mp = getattr(mp_t, "_host_val", None)
-                if mp is None:
-                    mp = np.float32(mp_t.item())
+                mp = _host_scalar(mp_t)
                 mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * md)))
                 mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * md)))
                 mp = np.float32(mp * np.float32(mu))  # torch: mu_product *= mu, in float32

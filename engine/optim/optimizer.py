@@ -63,6 +63,10 @@ def _use_grad(fn):
 class Optimizer:
     """Base class for all optimizers (torch.optim.Optimizer)."""
 
+    # (key, default) pairs that __setstate__ fills into every param group that lacks them, in
+    # this order (torch's subclasses each do so in their own __setstate__)
+    _setstate_defaults = ()
+
     def __init__(self, params, defaults):
         self.defaults = defaults
         self._optimizer_step_pre_hooks = OrderedDict()
@@ -107,6 +111,10 @@ class Optimizer:
                     v = float(st["step"])
                     st["step"] = tensor(v, dtype=float32, device=p.device)
                     st["step"]._host_step = int(v)
+        # group options added to torch since older checkpoints: each subclass lists them, in torch's order
+        for group in self.param_groups:
+            for key, default in self._setstate_defaults:
+                group.setdefault(key, default)
 
     def __repr__(self):
         format_string = self.__class__.__name__ + " ("
@@ -350,12 +358,67 @@ def _check_betas(betas):
         raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
 
 
+def _check_nonneg(name, value):
+    """torch's `if not 0.0 <= value: raise ValueError(f"Invalid {name} value: {value}")`."""
+    if not 0.0 <= value:
+        raise ValueError(f"Invalid {name} value: {value}")
+
+
+_HPARAM_NAMES = {"eps": "epsilon"}  # the name torch's messages use, where it differs from the argument's
+
+
+def _check_hparams(**hparams):
+    """torch's constructor checks, one per keyword, in the order given (so the first invalid one
+    raises, as in torch): lr, betas, rho (within [0, 1]); any other must be >= 0."""
+    for name, value in hparams.items():
+        if name == "lr":
+            _check_lr(value)
+        elif name == "betas":
+            _check_betas(value)
+        elif name == "rho":
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"Invalid rho value: {value}")
+        else:
+            _check_nonneg(_HPARAM_NAMES.get(name, name), value)
+
+
+def _check_fused(fused, differentiable, foreach):
+    if fused:
+        if differentiable:
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
 def _new_step(param):
     """The 'step' state entry: a float32 scalar tensor (torch's default), on the param's device
     (the fused kernel writes it, so no host sync per step); the host keeps the integer count."""
     from .. import float32, zeros
     t = zeros((), dtype=float32, device=param.device)
     t._host_step = 0
+    return t
+
+
+def _zeros_like_param(param):
+    """A zero state buffer of the param's shape, dtype and device (contiguous, as the kernels want)."""
+    from .. import zeros
+    return zeros(param.shape, dtype=param.dtype, device=param.device)
+
+
+def _init_state(state, param, *buffers):
+    """torch's lazy state init: 'step', then a zero buffer per name, in this order."""
+    state["step"] = _new_step(param)
+    for name in buffers:
+        state[name] = _zeros_like_param(param)
+
+
+def _scalar_state(param, value):
+    """A float32 scalar state tensor (torch's NAdam 'mu_product', ASGD 'eta'/'mu') on the param's
+    device, with its float32 value kept beside it on the host (the kernel writes the tensor)."""
+    import numpy as np
+    from .. import float32, full
+    t = full((), value, dtype=float32, device=param.device)
+    t._host_val = np.float32(value)
     return t
 
 
@@ -380,6 +443,16 @@ def _host_scalar(t):
 
 def _grad_params(group):
     return [p for p in group["params"] if p.grad is not None]
+
+
+def _params_with_grad(optimizer, group):
+    """(param, grad, state) for each param of `group` that has a gradient, in order: the grad
+    checked (and cast to the param's dtype) by _check_grad, the state from optimizer.state."""
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        g = _check_grad(p)
+        yield p, g, optimizer.state[p]
 
 
 def _check_grad(p):

@@ -1,34 +1,22 @@
 """RAdam (torch.optim.RAdam): rectified Adam, L2 or decoupled weight decay; one fused kernel per group."""
-from .. import zeros
 from ._kernels import fused_step
-from .optimizer import (Optimizer, _check_betas, _check_grad, _check_lr, _new_step, _next_step, _run_closure,
+from .optimizer import (Optimizer, _check_hparams, _init_state, _next_step, _params_with_grad, _run_closure,
                         _to_scalar, _use_grad)
 
 __all__ = ["RAdam"]
 
 
 class RAdam(Optimizer):
+    _setstate_defaults = (("foreach", None), ("maximize", False), ("differentiable", False),
+                          ("decoupled_weight_decay", False), ("capturable", False))
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False,
                  *, foreach=None, maximize=False, capturable=False, differentiable=False):
-        _check_lr(lr)
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        _check_betas(betas)
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_hparams(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "maximize": maximize,
                     "foreach": foreach, "capturable": capturable, "decoupled_weight_decay": decoupled_weight_decay,
                     "differentiable": differentiable}
         super().__init__(params, defaults)
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("decoupled_weight_decay", False)
-            group.setdefault("capturable", False)
 
     @_use_grad
     def step(self, closure=None):
@@ -41,15 +29,9 @@ class RAdam(Optimizer):
                      "maximize": bool(group["maximize"])}
             rho_inf = 2 / (1 - beta2) - 1
             items = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = _check_grad(p)
-                state = self.state[p]
+            for p, g, state in _params_with_grad(self, group):
                 if len(state) == 0:
-                    state["step"] = _new_step(p)
-                    state["exp_avg"] = zeros(p.shape, dtype=p.dtype, device=p.device)
-                    state["exp_avg_sq"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+                    _init_state(state, p, "exp_avg", "exp_avg_sq")
                 step = float(_next_step(state["step"]))
                 bc1 = 1 - beta1 ** step
                 bc2 = 1 - beta2 ** step

@@ -1,37 +1,22 @@
 """RMSprop (torch.optim.RMSprop): alpha, eps, weight decay, momentum, centered; one fused kernel."""
-from .. import zeros
 from ._kernels import fused_step
-from .optimizer import Optimizer, _check_grad, _check_lr, _new_step, _next_step, _run_closure, _to_scalar, _use_grad
+from .optimizer import (Optimizer, _check_hparams, _init_state, _next_step, _params_with_grad, _run_closure,
+                        _to_scalar, _use_grad, _zeros_like_param)
 
 __all__ = ["RMSprop"]
 
 
 class RMSprop(Optimizer):
+    _setstate_defaults = (("momentum", 0), ("centered", False), ("foreach", None), ("maximize", False),
+                          ("differentiable", False), ("capturable", False))
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  capturable=False, foreach=None, maximize=False, differentiable=False):
-        _check_lr(lr)
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= momentum:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= alpha:
-            raise ValueError(f"Invalid alpha value: {alpha}")
+        _check_hparams(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         defaults = {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps, "centered": centered,
                     "weight_decay": weight_decay, "capturable": capturable, "foreach": foreach,
                     "maximize": maximize, "differentiable": differentiable}
         super().__init__(params, defaults)
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("momentum", 0)
-            group.setdefault("centered", False)
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
 
     @_use_grad
     def step(self, closure=None):
@@ -45,18 +30,13 @@ class RMSprop(Optimizer):
             flags = {"wd": wd != 0, "momentum": momentum > 0, "centered": centered,
                      "maximize": bool(group["maximize"])}
             items = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = _check_grad(p)
-                state = self.state[p]
+            for p, g, state in _params_with_grad(self, group):
                 if len(state) == 0:
-                    state["step"] = _new_step(p)
-                    state["square_avg"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+                    _init_state(state, p, "square_avg")
                     if momentum > 0:
-                        state["momentum_buffer"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+                        state["momentum_buffer"] = _zeros_like_param(p)
                     if centered:
-                        state["grad_avg"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+                        state["grad_avg"] = _zeros_like_param(p)
                 step = _next_step(state["step"])
                 states = [state["square_avg"]] + ([state["momentum_buffer"]] if momentum > 0 else []) + \
                     ([state["grad_avg"]] if centered else [])

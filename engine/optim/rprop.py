@@ -1,12 +1,15 @@
 """Rprop (torch.optim.Rprop): resilient backpropagation; one fused kernel per group."""
-from .. import full, zeros
+from .. import full
 from ._kernels import fused_step
-from .optimizer import Optimizer, _check_grad, _check_lr, _new_step, _next_step, _run_closure, _to_scalar, _use_grad
+from .optimizer import (Optimizer, _check_lr, _init_state, _next_step, _params_with_grad, _run_closure, _to_scalar,
+                        _use_grad)
 
 __all__ = ["Rprop"]
 
 
 class Rprop(Optimizer):
+    _setstate_defaults = (("foreach", None), ("maximize", False), ("differentiable", False), ("capturable", False))
+
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, capturable=False, foreach=None,
                  maximize=False, differentiable=False):
         _check_lr(lr)
@@ -16,14 +19,6 @@ class Rprop(Optimizer):
                     "differentiable": differentiable, "capturable": capturable}
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
-
     @_use_grad
     def step(self, closure=None):
         loss = _run_closure(closure)
@@ -31,14 +26,9 @@ class Rprop(Optimizer):
             etaminus, etaplus = group["etas"]
             smin, smax = group["step_sizes"]
             items = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = _check_grad(p)
-                state = self.state[p]
+            for p, g, state in _params_with_grad(self, group):
                 if len(state) == 0:
-                    state["step"] = _new_step(p)
-                    state["prev"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+                    _init_state(state, p, "prev")
                     state["step_size"] = full(tuple(p.shape), _to_scalar(group["lr"]), dtype=p.dtype, device=p.device)
                 step = _next_step(state["step"])
                 items.append((p, g, [state["prev"], state["step_size"]], [(state["step"], float(step))], {}))

@@ -1,12 +1,15 @@
 """SGD with momentum, dampening, Nesterov, weight decay and maximize (torch.optim.SGD)."""
 from .. import empty
 from ._kernels import fused_step
-from .optimizer import Optimizer, _check_grad, _run_closure, _to_scalar, _use_grad
+from .optimizer import Optimizer, _check_fused, _check_grad, _run_closure, _to_scalar, _use_grad
 
 __all__ = ["SGD"]
 
 
 class SGD(Optimizer):
+    _setstate_defaults = (("nesterov", False), ("maximize", False), ("foreach", None), ("differentiable", False),
+                          ("fused", False))
+
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False, foreach=None, differentiable=False, fused=None):
         from ..tensor import Tensor
@@ -24,20 +27,7 @@ class SGD(Optimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, defaults)
-        if fused:
-            if differentiable:
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if foreach:
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("nesterov", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("differentiable", False)
-            group.setdefault("fused", False)
+        _check_fused(fused, differentiable, foreach)
 
     @_use_grad
     def step(self, closure=None):
