@@ -288,7 +288,10 @@ class ClgradMagics(Magics):
         Stepper = _widget("BackpropStepper") if self._widgets_on() else None
         if Stepper is not None:
             root = self._root_module([t])
-            w = _build("BackpropStepper", lambda: Stepper(rec, graph=t, module=root))
+            ns = self.shell.user_ns
+            names = {k: ns[k] for k in self._var_names().values()
+                     if isinstance(ns.get(k), engine.Tensor) and ns[k].grad_fn is None}
+            w = _build("BackpropStepper", lambda: Stepper(rec, graph=t, module=root, names=names))
             if w is not None:
                 self._show(w)
                 return

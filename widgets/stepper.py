@@ -158,11 +158,12 @@ def _grad_info(g):
 
 
 class BackpropStepper(anywidget.AnyWidget):
-    """BackpropStepper(recording, graph=None, module=None, depth=None, interval=0.6, height=460)
+    """BackpropStepper(recording, graph=None, module=None, depth=None, interval=0.6, height=460, names=None)
 
     recording  the list that `engine.autograd.graph.record_backward()` yields
     graph      the tensor the backward started from, a GraphModel, or a graph_data() dict
                to draw; default: the graph walked from the first recorded node
+    names      {name: tensor} for inputs that are not parameters (as GraphView's)
     depth      fold modules deeper than this (None: every op shown); a step inside a
                folded module highlights the module's node
     Python API: .step(), .back(), .goto(i), .current (dict), len(stepper), .index, .order."""
@@ -173,7 +174,7 @@ class BackpropStepper(anywidget.AnyWidget):
     interval = T.Float(0.6).tag(sync=True)
     height = T.Int(460).tag(sync=True)
 
-    def __init__(self, recording, graph=None, module=None, depth=None, interval=0.6, height=460):
+    def __init__(self, recording, graph=None, module=None, depth=None, interval=0.6, height=460, names=None):
         recording = list(recording)
         drawing = graph if isinstance(graph, dict) else None
         if isinstance(graph, GraphModel):
@@ -182,7 +183,7 @@ class BackpropStepper(anywidget.AnyWidget):
             root = graph if graph is not None and drawing is None else (recording[0].node if recording else None)
             if root is None:
                 raise ValueError("BackpropStepper needs a non-empty recording or a graph")
-            gm = GraphModel(root, module=module, saved=False, grads=True)
+            gm = GraphModel(root, module=module, names=names, saved=False, grads=True)
         gm.refresh(recording)
         if drawing is None:
             drawing = gm.layout(depth=depth)
