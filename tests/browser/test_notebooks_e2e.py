@@ -1,6 +1,6 @@
 """End to end in a real browser: JupyterLab (headless, 127.0.0.1) + Debian Chromium via Playwright.
 
-For notebooks/02_autograd_and_graphs.ipynb and notebooks/04_training_an_mlp_live.ipynb:
+For notebooks/02_autograd_and_graphs.ipynb, notebooks/04_training_an_mlp_live.ipynb and notebooks/07_speed.ipynb:
 Run > Restart Kernel and Run All Cells, then check in the DOM that
   * nb 02: each GraphView drew as many nodes and edges as the notebook printed ("N nodes, M edges"),
     and the BackpropStepper moves forward and back when its buttons are clicked;
@@ -45,6 +45,7 @@ LAB_SETTINGS = {
 }
 NB_GRAPH = "02_autograd_and_graphs.ipynb"
 NB_TRAIN = "04_training_an_mlp_live.ipynb"
+NB_SPEED = "07_speed.ipynb"
 
 pytestmark = pytest.mark.skipif(
     not (os.path.exists(CHROMIUM) and os.access(CHROMIUM, os.X_OK)),
@@ -88,7 +89,7 @@ def lab(tmp_path_factory):
     base = tmp_path_factory.mktemp("jlab")
     root = base / "root"
     root.mkdir()
-    for name in (NB_GRAPH, NB_TRAIN):
+    for name in (NB_GRAPH, NB_TRAIN, NB_SPEED):
         _clean_copy(NOTEBOOKS / name, root / name)
     for rel, content in LAB_SETTINGS.items():
         f = base / "lab-settings" / rel
@@ -316,3 +317,21 @@ def test_training_monitor_live(open_notebook):
                                                                                    has_text="gradient norm"))
     nb.shot(flows.first, "04-gradient-flow-bad-init")
     nb.shot(flows.last, "04-gradient-flow-fixed")
+
+
+def test_kernel_profile(open_notebook):
+    """Notebook 7's %%cl_profile draws the KernelProfile widget: a per-kernel table and a timeline."""
+    nb = open_notebook(NB_SPEED)
+    page = nb.page
+    t0 = time.monotonic()
+    nb.restart_and_run_all()
+    nb.wait_all_ran()
+    print(f"{NB_SPEED}: ran in {time.monotonic() - t0:.1f}s")
+    nb.no_broken_widgets()
+    profiles = page.locator(".jp-OutputArea-output .clg-profile")
+    expect(profiles.first).to_be_visible(timeout=30_000)
+    rows = profiles.first.locator("table.clg-table tr")
+    assert rows.count() > 2, rows.count()   # a header and at least two kernels
+    text = profiles.first.inner_text()
+    assert "gemm" in text or "optim_adam" in text, text[:500]
+    nb.shot(profiles.first, "07-kernel-profile")
