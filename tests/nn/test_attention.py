@@ -111,7 +111,9 @@ def _check_mha(ours, theirs, q, k, v, **kw):
             def train(self, mode):
                 self.m.train(mode)
         return W()
-    eo, to = check_module(wrap(ours, engine), wrap(theirs, torch), q, k, v, copy=False, rtol=1e-4, atol=1e-5)
+    # atol 5e-5: the key part of in_proj_bias.grad is exactly 0 in exact arithmetic (softmax ignores a
+    # shift shared by all keys), so both sides return rounding residue of a sum of O(5)-sized terms
+    eo, to = check_module(wrap(ours, engine), wrap(theirs, torch), q, k, v, copy=False, rtol=1e-4, atol=5e-5)
     return eo, to
 
 
