@@ -24,6 +24,15 @@ class RemovableHandle:
         self.remove()
 
 
+def add_hook(store, hook, prepend=False):
+    """Put `hook` in the ordered dict `store` under a fresh id; returns its removable handle."""
+    h = RemovableHandle(store)
+    store[h.id] = hook
+    if prepend:
+        store.move_to_end(h.id, last=False)
+    return h
+
+
 def register_tensor_hook(t, hook):
     if t._hooks is None:
         t._hooks = {}

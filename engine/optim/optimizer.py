@@ -5,7 +5,7 @@ from collections import OrderedDict, defaultdict
 from copy import deepcopy
 from itertools import chain
 
-from ..autograd.hooks import RemovableHandle
+from ..autograd.hooks import add_hook
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -25,15 +25,11 @@ _global_post_hooks = OrderedDict()
 
 
 def register_optimizer_step_pre_hook(hook):
-    h = RemovableHandle(_global_pre_hooks)
-    _global_pre_hooks[h.id] = hook
-    return h
+    return add_hook(_global_pre_hooks, hook)
 
 
 def register_optimizer_step_post_hook(hook):
-    h = RemovableHandle(_global_post_hooks)
-    _global_post_hooks[h.id] = hook
-    return h
+    return add_hook(_global_post_hooks, hook)
 
 
 def _typename(o):
@@ -159,33 +155,22 @@ class Optimizer:
         pass
 
     def register_step_pre_hook(self, hook):
-        h = RemovableHandle(self._optimizer_step_pre_hooks)
-        self._optimizer_step_pre_hooks[h.id] = hook
-        return h
+        return add_hook(self._optimizer_step_pre_hooks, hook)
 
     def register_step_post_hook(self, hook):
-        h = RemovableHandle(self._optimizer_step_post_hooks)
-        self._optimizer_step_post_hooks[h.id] = hook
-        return h
-
-    def _reg(self, store, hook, prepend):
-        h = RemovableHandle(store)
-        store[h.id] = hook
-        if prepend:
-            store.move_to_end(h.id, last=False)
-        return h
+        return add_hook(self._optimizer_step_post_hooks, hook)
 
     def register_state_dict_pre_hook(self, hook, prepend=False):
-        return self._reg(self._optimizer_state_dict_pre_hooks, hook, prepend)
+        return add_hook(self._optimizer_state_dict_pre_hooks, hook, prepend)
 
     def register_state_dict_post_hook(self, hook, prepend=False):
-        return self._reg(self._optimizer_state_dict_post_hooks, hook, prepend)
+        return add_hook(self._optimizer_state_dict_post_hooks, hook, prepend)
 
     def register_load_state_dict_pre_hook(self, hook, prepend=False):
-        return self._reg(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
+        return add_hook(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
 
     def register_load_state_dict_post_hook(self, hook, prepend=False):
-        return self._reg(self._optimizer_load_state_dict_post_hooks, hook, prepend)
+        return add_hook(self._optimizer_load_state_dict_post_hooks, hook, prepend)
 
     # ---- state_dict ----------------------------------------------------------------
     def state_dict(self):

@@ -11,7 +11,7 @@ from collections import OrderedDict, namedtuple
 
 from ... import autograd
 from ...autograd import grad_mode as _gm
-from ...autograd.hooks import RemovableHandle
+from ...autograd.hooks import RemovableHandle, add_hook
 from ...tensor import Tensor
 from ..parameter import Parameter
 
@@ -24,16 +24,12 @@ _global_fwd_hooks = OrderedDict()
 
 def register_module_forward_pre_hook(hook):
     """hook(module, args) before every module's forward; returns a removable handle."""
-    h = RemovableHandle(_global_pre_hooks)
-    _global_pre_hooks[h.id] = hook
-    return h
+    return add_hook(_global_pre_hooks, hook)
 
 
 def register_module_forward_hook(hook):
     """hook(module, args, output) after every module's forward; returns a removable handle."""
-    h = RemovableHandle(_global_fwd_hooks)
-    _global_fwd_hooks[h.id] = hook
-    return h
+    return add_hook(_global_fwd_hooks, hook)
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -475,9 +471,7 @@ class Module:
         return result
 
     def register_load_state_dict_post_hook(self, hook):
-        h = RemovableHandle(self._load_state_dict_post_hooks)
-        self._load_state_dict_post_hooks[h.id] = hook
-        return h
+        return add_hook(self._load_state_dict_post_hooks, hook)
 
     # ---- hooks --------------------------------------------------------------------
     def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
@@ -507,20 +501,12 @@ class Module:
     def register_full_backward_hook(self, hook, prepend=False):
         """hook(module, grad_input, grad_output) -> None or new grad_input, called when the gradients
         with respect to the module's tensor inputs are computed; returns a removable handle."""
-        h = RemovableHandle(self._backward_hooks)
-        self._backward_hooks[h.id] = hook
-        if prepend:
-            self._backward_hooks.move_to_end(h.id, last=False)
-        return h
+        return add_hook(self._backward_hooks, hook, prepend)
 
     def register_full_backward_pre_hook(self, hook, prepend=False):
         """hook(module, grad_output) -> None or new grad_output, before the module's input gradients
         are computed; returns a removable handle."""
-        h = RemovableHandle(self._backward_pre_hooks)
-        self._backward_pre_hooks[h.id] = hook
-        if prepend:
-            self._backward_pre_hooks.move_to_end(h.id, last=False)
-        return h
+        return add_hook(self._backward_pre_hooks, hook, prepend)
 
     def register_backward_hook(self, hook):
         return self.register_full_backward_hook(hook)
