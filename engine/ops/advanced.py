@@ -44,7 +44,7 @@ def _check_index_dtype(t):
 
 def raise_if_oob(dev, message):
     """Read the device's index-error flag (a sync); raise `message(which, value)` if it was set."""
-    r = _ix.check_errors(dev)
+    r = _ix.check_errors(dev, message)
     if r is not None:
         raise message(*r)
 

@@ -23,6 +23,7 @@ sizes, strides and offsets are arguments.
 import numpy as np
 
 from .elementwise import collapse
+from . import launch as _launch
 from .launch import INT_T, copy_to_host, fill_buffer, launch, round_up
 
 _SIZE = {"uchar": 1, "char": 1, "short": 2, "half": 2, "int": 4, "float": 4, "long": 8, "double": 8}
@@ -198,11 +199,19 @@ def _err_buf(device):
     return st.buf
 
 
-def check_errors(device):
-    """None if no index kernel reported an out-of-range index, else (which, value); resets the flag."""
+def check_errors(device, message=None):
+    """None if no index kernel reported an out-of-range index, else (which, value); resets the flag.
+    `message(which, value)` makes the exception a deferred (compiled, replayed) check raises."""
     st = _ERR.get(device.index)
     if st is None:
         return None
+    rec = _launch._REC[0]
+    if rec is not None:  # engine.compile: replay checks the flag when a result is next read
+        return rec.check(device, lambda: _read_flag(device, st), message)
+    return _read_flag(device, st)
+
+
+def _read_flag(device, st):
     h = np.zeros(4, np.int32)
     copy_to_host(device, st.buf, 0, h)
     if not h[0]:

@@ -12,6 +12,7 @@ import pyopencl as cl
 
 _enqueue = cl.enqueue_nd_range_kernel
 _PROFILE = [None]  # the _Trace while profiling or debug tracing, else None
+_REC = [None]      # the engine.compile Recorder while a call is being traced (runtime/record.py)
 _DEBUG = [int(os.environ.get("CLGRAD_DEBUG", "0") or 0)]
 INT_T = {"int": np.int32, "long": np.int64, "uint": np.uint32, "ulong": np.uint64,
          "float": np.float32, "double": np.float64, "uchar": np.uint8, "char": np.int8,
@@ -28,6 +29,8 @@ def _type_kernel(kernel, args):
 def launch(device, kernel, gsize, lsize, args, name=None, offset=None, nbytes=None):
     """Enqueue `kernel`; `name` is the op name profiles show, `nbytes` the bytes it moves
     if the caller knows them (else a profile counts the sizes of its buffer arguments)."""
+    if _REC[0] is not None:
+        return _REC[0].launch(device, kernel, gsize, lsize, args, name, offset, nbytes)
     if not getattr(kernel, "_typed", False):
         _type_kernel(kernel, args)
     kernel.set_args(*args)
@@ -35,6 +38,15 @@ def launch(device, kernel, gsize, lsize, args, name=None, offset=None, nbytes=No
     if _PROFILE[0] is not None:
         _PROFILE[0].kernel(device, name or kernel.function_name, ev, gsize, lsize, args, nbytes)
     return ev
+
+
+def host_call(device, fn, args, name):
+    """Host-side work that belongs in the command stream (the CPU-BLAS matmul path): returns
+    fn(*args).  `args` may hold cl.Buffers; engine.compile records the call as one step and
+    runs it again, with that call's buffers, on replay."""
+    if _REC[0] is not None:
+        return _REC[0].host_call(device, fn, args, name)
+    return fn(*args)
 
 
 def round_up(n, m):
@@ -176,12 +188,16 @@ _update_slot()
 
 # ---- transfers ------------------------------------------------------------------------------
 def copy_to_device(device, buf, offset_bytes, host):
+    if _REC[0] is not None:
+        _REC[0].upload(device, buf, offset_bytes, host)
     ev = cl.enqueue_copy(device.queue, buf, host, dst_offset=offset_bytes, is_blocking=True)
     if _PROFILE[0] is not None:
         _PROFILE[0].copy(device, "memcpy_htod", ev, host.nbytes)
 
 
 def copy_to_host(device, buf, offset_bytes, host):
+    if _REC[0] is not None:
+        _REC[0].host_read(device, buf)
     ev = cl.enqueue_copy(device.queue, host, buf, src_offset=offset_bytes, is_blocking=True)
     if _PROFILE[0] is not None:
         _PROFILE[0].copy(device, "memcpy_dtoh", ev, host.nbytes)
@@ -189,6 +205,8 @@ def copy_to_host(device, buf, offset_bytes, host):
 
 def copy_buffer(device, src, dst, nbytes, src_off=0, dst_off=0):
     if nbytes:
+        if _REC[0] is not None:
+            _REC[0].copy(device, src, dst, nbytes, src_off, dst_off)
         ev = cl.enqueue_copy(device.queue, dst, src, byte_count=nbytes, src_offset=src_off, dst_offset=dst_off)
         if _PROFILE[0] is not None:
             _PROFILE[0].copy(device, "memcpy_dtod", ev, 2 * nbytes)  # read + write
@@ -196,6 +214,8 @@ def copy_buffer(device, src, dst, nbytes, src_off=0, dst_off=0):
 
 def fill_buffer(device, buf, pattern, offset_bytes, nbytes):
     if nbytes:
+        if _REC[0] is not None:
+            _REC[0].fill(device, buf, pattern, offset_bytes, nbytes)
         ev = cl.enqueue_fill_buffer(device.queue, buf, pattern, offset_bytes, nbytes)
         if _PROFILE[0] is not None:
             _PROFILE[0].copy(device, "memset", ev, nbytes)
@@ -203,6 +223,8 @@ def fill_buffer(device, buf, pattern, offset_bytes, nbytes):
 
 def map_read_write(device, buf, nbytes):
     """Map a buffer into host memory (zero-copy on CPU devices). Returns (array, unmap)."""
+    if _REC[0] is not None:
+        _REC[0].host_read(device, buf)
     arr, _ = cl.enqueue_map_buffer(device.queue, buf, cl.map_flags.READ | cl.map_flags.WRITE,
                                    0, (nbytes,), np.uint8, is_blocking=True)
     return arr

@@ -40,7 +40,7 @@ import numpy as np
 
 import pyopencl as cl
 
-from .launch import copy_to_device, copy_to_host, launch
+from .launch import copy_to_device, copy_to_host, host_call, launch
 
 # None: follow the environment (CLGRAD_MATMUL=opencl runs the kernel on CPU devices too; otherwise
 # numpy/BLAS there, except for tiny products); True / False force the kernel / numpy on CPU devices.
@@ -352,7 +352,7 @@ def gemm(device, dtype, M, N, K, nb, c, a, b, d=None, alpha=1, beta=0):
     if d is not None and beta == 0:
         d = None
     if use_numpy(device, M * N * max(K, 1) * nb0 * nb1):
-        _gemm_numpy(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta)
+        host_call(device, _gemm_numpy, (device, dtype, M, N, K, nb, c, a, b, d, alpha, beta), "gemm_blas")
     else:
         _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta)
 
