@@ -76,6 +76,7 @@ from . import nn, optim, utils  # noqa: E402  (they build on everything above)
 from . import distributed  # noqa: E402,F401  (importing it does not start MPI)
 from .serialization import load, save  # noqa: E402
 from . import profiler  # noqa: E402
+from .compiler import compile  # noqa: E402,F401
 # torch's top-level aliases of a few nn.functional ops
 from .nn.functional import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d, conv1d, conv2d,  # noqa: E402,F401
                             conv_transpose1d, conv_transpose2d, layer_norm, max_pool1d, max_pool2d)

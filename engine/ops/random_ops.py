@@ -10,6 +10,7 @@ import numbers
 from .. import dtypes as D
 from ..device import resolve as _resolve
 from ..random import Generator, default_generator, next_offset
+from ..runtime import launch as _launch
 from ..runtime import philox as _ph
 from ..tensor import Tensor, empty as _empty
 from ._core import broadcast_shapes, check_dtype, copy_into, ew, expand_raw, state
@@ -36,7 +37,10 @@ def _fill(t, mode, p1=0, p2=0, generator=None):
     dev = t._storage.device
     dbl = t.dtype is D.float64 and mode not in _INT_MODES
     per = _ph.per_of(mode, dbl)
-    seed, off = next_offset((n + per - 1) // per, generator)
+    ncount = (n + per - 1) // per
+    seed, off = next_offset(ncount, generator)
+    if _launch._REC[0] is not None:  # engine.compile: a replay draws fresh numbers
+        _launch._REC[0].note_rng(lambda: next_offset(ncount, generator))
     dst = t if t.is_contiguous() else _empty(t._shape, t.dtype, dev)
     _ph.run(dev, mode, dst._storage.buf, dst._offset, dst.dtype.ctype, n, seed, off, p1, p2, dbl)
     if dst is not t:

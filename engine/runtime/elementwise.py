@@ -7,6 +7,7 @@ builds a new program.
 """
 import numpy as np
 
+from . import launch as _launch
 from .launch import INT_T, launch, round_up
 
 
@@ -141,6 +142,32 @@ def run(device, op, expr, out, operands, compute_cts, preamble=""):
     and `dtype.ctype`; array operands are already broadcast to out.shape (stride 0).
     Scalars are Python numbers; compute_cts gives each operand's C type in `expr`.
     """
+    rec = _launch._REC[0]
+    if rec is not None:  # engine.compile: describe the launches for the fusion pass
+        rec.ew_begin(_describe(rec, op, expr, out, operands, compute_cts, preamble))
+        try:
+            return _run(device, op, expr, out, operands, compute_cts, preamble)
+        finally:
+            rec.ew_end()
+    return _run(device, op, expr, out, operands, compute_cts, preamble)
+
+
+def _describe(rec, op, expr, out, operands, compute_cts, preamble):
+    """(op, expr, out, operands, preamble) with each array as (buffer ref, shape, strides, offset,
+    dtype, compute ctype) where buffer ref is a slot number or the constant buffer, and each
+    scalar as ("s", value, ctype)."""
+    def ref(t):
+        buf = t._storage.buf
+        if hasattr(buf, "slot"):
+            return buf.slot
+        s = rec.slot_of(buf)
+        return buf if s is None else s
+    ops = tuple((ref(o), o._shape, o._strides, o._offset, o.dtype, ct) if hasattr(o, "_storage")
+                else ("s", o, ct) for o, ct in zip(operands, compute_cts))
+    return (op, expr, (ref(out), out._shape, out._strides, out._offset, out.dtype, None), ops, preamble)
+
+
+def _run(device, op, expr, out, operands, compute_cts, preamble=""):
     shape = out._shape
     n = 1
     for s in shape:
@@ -228,6 +255,8 @@ _fast_cache = {}
 def run_fast(device, op, expr, out, a, b, ct, vec4):
     """The dispatch hot path: out = expr(a, b) for contiguous same-shape tensors a (and b,
     a tensor or a Python scalar of C type ct) whose dtype is the compute type."""
+    if _launch._REC[0] is not None:
+        return run(device, op, expr, out, [a, b], [ct, ct])
     shape = out._shape
     n = 1
     for s in shape:

@@ -195,9 +195,35 @@ def copy_to_device(device, buf, offset_bytes, host):
         _PROFILE[0].copy(device, "memcpy_htod", ev, host.nbytes)
 
 
+_PENDING = {}  # device -> [(read, message)]: index checks of replayed compiled calls, not yet read
+
+
+def defer_check(device, read, message):
+    """Check an index-error flag at the next host read instead of now (compiled replays)."""
+    lst = _PENDING.setdefault(device, [])
+    if not lst:
+        lst.append((read, message))
+
+
+def resolve_checks():
+    """Read the deferred index-error flags; raise the first error found (as torch raises a
+    device-side assert at the next synchronisation)."""
+    items = list(_PENDING.items())
+    _PENDING.clear()
+    for device, lst in items:
+        for read, message in lst:
+            r = read()
+            if r is not None:
+                if message is None:
+                    raise IndexError(f"index {r[1]} is out of bounds (found by a compiled call)")
+                raise message(*r)
+
+
 def copy_to_host(device, buf, offset_bytes, host):
     if _REC[0] is not None:
         _REC[0].host_read(device, buf)
+    if _PENDING:
+        resolve_checks()
     ev = cl.enqueue_copy(device.queue, host, buf, src_offset=offset_bytes, is_blocking=True)
     if _PROFILE[0] is not None:
         _PROFILE[0].copy(device, "memcpy_dtoh", ev, host.nbytes)
