@@ -80,8 +80,9 @@ def _hashable(spec):
             return ("C", type(v), v)
         except TypeError:
             return ("C", type(v), id(v))
-    return (tag, tuple(_hashable(s) if not isinstance(s, tuple) or len(s) != 2 or isinstance(s[0], (str, type))
-                       else (s[0], _hashable(s[1])) for s in spec[1]))
+    if tag is dict:
+        return (dict, tuple((k, _hashable(v)) for k, v in spec[1]))
+    return (tag, tuple(_hashable(v) for v in spec[1]))
 
 
 def _signature(flat):
@@ -363,6 +364,15 @@ class CompiledFunction:
         """What happened: traces, replays, eager calls, fallback reasons and launch counts."""
         return {**self.stats, "signatures": len(self._cache), "reasons": list(self.reasons)}
 
+    def fused_graph(self):
+        """The last compiled plan as a graph: one node per replayed step (kernels, copies, host
+        steps) with the eager ops each fused kernel replaced, and data-flow edges through slots."""
+        ent = self.last_entry
+        if ent is None:
+            raise RuntimeError("fused_graph(): nothing compiled yet (call the compiled function first)")
+        return _fusion.plan_graph([("forward", ent.fwd.steps)] + ([("backward", ent.bwd.steps)] if ent.bwd else []),
+                                  ent.n_before)
+
 
 def _step_slots(st):
     from ..runtime.record import _step_slots as f
@@ -451,6 +461,9 @@ class OptimizedModule(Module):
 
     def explain(self):
         return self._compiled.explain()
+
+    def fused_graph(self):
+        return self._compiled.fused_graph()
 
     def __getattr__(self, name):
         try:

@@ -239,3 +239,22 @@ def _generate(rec, device, info, names):
         st.fused = names
         st.name = "fused(" + "+".join(names) + ")" if len(names) <= 6 else f"fused({len(names)} ops)"
     return new
+
+
+def plan_graph(phases, launches_before):
+    """{"nodes": [...], "launches_before", "launches_after"} for the graph widget and tests.
+    A node: id, phase, kind ("kernel", "copy", "upload", "fill", "host", "check"), name, ops (the
+    eager ops it runs: several for a fused kernel), inputs (ids of the nodes whose output it reads)."""
+    kinds = {"k": "kernel", "copy": "copy", "up": "upload", "fill": "fill", "host": "host", "check": "check"}
+    nodes = []
+    last_writer = {}
+    for phase, steps in phases:
+        for op in _ops(steps):
+            st = op.steps[0]
+            nid = len(nodes)
+            ins = sorted({last_writer[r] for r in op.reads if r in last_writer})
+            nodes.append({"id": nid, "phase": phase, "kind": kinds[st.kind], "name": st.name,
+                          "ops": list(op.names), "inputs": ins, "launches": len(op.steps)})
+            for w in op.writes:
+                last_writer[w] = nid
+    return {"nodes": nodes, "launches_before": launches_before, "launches_after": len(nodes)}

@@ -336,7 +336,8 @@ def _run_other(st, env, sizes, devs):
         raise RuntimeError(f"internal: unknown step kind {kind!r}")
 
 
-def dump(steps, file=sys.stderr, title="steps"):
+def dump(steps, file=None, title="steps"):
+    file = file or sys.stderr
     print(f"[clgrad] {title}: {len(steps)}", file=file)
     for i, st in enumerate(steps):
         print(f"[clgrad]   {i:4d} {st!r}", file=file)
