@@ -225,17 +225,10 @@ class Function(metaclass=_FunctionMeta):
     def apply(cls, *args):
         bc = cls._backward_cls
         ctx = bc.__new__(bc)
-        need = False
-        enabled = _state.enabled
-        if enabled:
-            for a in args:
-                if isinstance(a, Tensor) and a._rg:
-                    need = True
-                    break
-            if need:
-                ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
-            else:
-                ctx.needs_input_grad = _falses(len(args))
+        if _state.enabled:
+            nig = [isinstance(a, Tensor) and a._rg for a in args]
+            need = True in nig
+            ctx.needs_input_grad = tuple(nig) if need else _falses(len(args))
             _state.enabled = False
             try:
                 if cls._custom_setup:
@@ -246,16 +239,20 @@ class Function(metaclass=_FunctionMeta):
             finally:
                 _state.enabled = True
         else:
+            need = False
             ctx.needs_input_grad = _falses(len(args))
             if cls._custom_setup:
                 out = cls.forward(*args)
                 cls.setup_context(ctx, args, out)
             else:
                 out = cls.forward(ctx, *args)
-        if ctx._dirty is not None:
+        d = ctx.__dict__
+        if "_dirty" in d:
             _bump_dirty(ctx, args, out, need)
         if not need:
             return out
+        if type(out) is Tensor and "_non_diff" not in d and "_dirty" not in d:
+            return _record1(ctx, args, out, d)
         return _record(ctx, args, out)
 
 
@@ -268,12 +265,12 @@ def _bump_dirty(ctx, args, out, need):
             o._storage.version += 1
 
 
-def _record(ctx, args, out):
-    """Make ctx the graph node of out (the grad-recording half of apply)."""
+def _edges(ctx, args, odt):
+    """ctx.next_functions, _tpos and _in_dtypes from the arguments (odt: the first output's dtype)."""
     nf = []
     tpos = None
-    dts = []
-    for i, a in enumerate(args):
+    mixed = False
+    for a in args:
         if isinstance(a, Tensor):
             if a._rg:
                 fn = a.grad_fn
@@ -284,7 +281,8 @@ def _record(ctx, args, out):
                     nf.append((acc if acc is not None else accumulate_node(a), 0))
             else:
                 nf.append(_NONE_EDGE)
-            dts.append(a.dtype)
+            if a.dtype is not odt:
+                mixed = True
         elif tpos is None:
             tpos = [j for j, b in enumerate(args) if isinstance(b, Tensor)]
     ctx.next_functions = tuple(nf)
@@ -295,22 +293,56 @@ def _record(ctx, args, out):
     ctx._nargs = len(args)
     if tpos is not None:
         ctx._tpos = tpos
+    if mixed and odt is not None:
+        ctx._in_dtypes = [a.dtype for a in args if isinstance(a, Tensor)]
+    if ctx._validate:
+        ctx._in_shapes = [a._shape for a in args if isinstance(a, Tensor)]
+
+
+def _record1(ctx, args, o, d):
+    """_record for the common case: one plain Tensor output, nothing marked dirty or
+    non-differentiable."""
+    odt = o.dtype
+    _edges(ctx, args, odt)
+    ctx._meta = ((o._shape, odt, o._storage.device),)
+    o0 = o
+    for a in args:
+        if o is a:  # forward returned an input: the output gets its own identity
+            o = _alias(o)
+            o._base = a if a._base is None else a._base
+            break
+    if odt.is_floating_point:
+        o.grad_fn = ctx
+        o._output_nr = 0
+        o._rg = True
+        if o._base is not None:
+            register_view(o)
+    ts = d.get("_to_save")
+    if ts is not None:
+        saved = []
+        for t in ts:
+            if t is None:
+                saved.append(None)
+            elif t is o or t is o0:  # a detached alias, so the node does not keep itself alive
+                saved.append(SavedTensor(_alias(t), 0))
+            else:
+                saved.append(SavedTensor(t, -1))
+        ctx._saved = saved
+        ctx._to_save = None
+    return o
+
+
+def _record(ctx, args, out):
+    """Make ctx the graph node of out (the grad-recording half of apply)."""
     multi = isinstance(out, tuple)
     outs = out if multi else (out,)
     o0 = outs[0]
-    if isinstance(o0, Tensor):
-        odt = o0.dtype
-        for d in dts:
-            if d is not odt:
-                ctx._in_dtypes = dts
-                break
+    _edges(ctx, args, o0.dtype if isinstance(o0, Tensor) else None)
     if multi:
         ctx._n_outputs = len(outs)
         ctx._meta = tuple((o._shape, o.dtype, o._storage.device) if isinstance(o, Tensor) else None for o in outs)
     elif isinstance(o0, Tensor):
         ctx._meta = ((o0._shape, o0.dtype, o0._storage.device),)
-    if ctx._validate:
-        ctx._in_shapes = [a._shape for a in args if isinstance(a, Tensor)]
     nd = ctx._non_diff
     dirty = ctx._dirty
     results = []

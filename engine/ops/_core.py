@@ -77,14 +77,55 @@ def check_dtype(dev, dt):
 
 def ew(op, expr, args, out_dtype, compute_dtype, out=None, preamble=""):
     """Elementwise kernel over broadcast `args` (Tensors or Python scalars): a new tensor."""
+    cct = compute_dtype.ctype
+    if out is None and not preamble and len(args) == 2:
+        r = _fast2(op, expr, args[0], args[1], out_dtype, cct)
+        if r is not None:
+            return r
     dev = device_of(args)
     shapes = [a._shape for a in args if isinstance(a, Tensor)]
     shape = broadcast_shapes(*shapes) if len(shapes) > 1 else shapes[0]
-    cct = compute_dtype.ctype
     ops = [expand_raw(a, shape) if isinstance(a, Tensor) else a for a in args]
     if out is None:
         out = empty(shape, out_dtype, dev)
     _ew.run(dev, op, expr, out, ops, [cct] * len(ops), preamble)
+    return out
+
+
+_BIG = 2**31
+
+
+def _fast2(op, expr, a, b, out_dtype, cct):
+    """ew's hot path (the runtime's run_fast): a contiguous tensor `a` whose C type is the
+    compute type, and `b` a contiguous tensor of a's shape and dtype or a Python number
+    (already converted by the caller). None when the general path is needed."""
+    if not isinstance(a, Tensor):
+        return None
+    dt = a.dtype
+    if dt.ctype != cct:
+        return None
+    shape = a._shape
+    cs = _ew.cstrides(shape)
+    st = a._storage
+    if a._strides != cs or st.size >= _BIG:
+        return None
+    dev = st.device
+    if isinstance(b, Tensor):
+        if (b._shape != shape or b.dtype is not dt or b._strides != cs or b._storage.device is not dev
+                or b._storage.size >= _BIG):
+            return None
+    elif type(b) is not float and type(b) is not int:
+        return None
+    if out_dtype is D.float64 and not dev.fp64:
+        return None  # the general path raises the error
+    n = 1
+    for k in shape:
+        n *= k
+    nbytes = n * out_dtype.itemsize
+    if nbytes >= _BIG or "gid" in expr:
+        return None
+    out = make(_Storage(dev, nbytes), shape, cs, 0, out_dtype)
+    _ew.run_fast(dev, op, expr, out, a, b, cct, None)
     return out
 
 
@@ -184,6 +225,21 @@ def sum_to(g, shape):
 
 
 def result_dtype(*args):
+    """torch.result_type; the common two-operand cases without the general walk."""
+    if len(args) == 2:
+        a, b = args
+        if isinstance(a, Tensor):
+            da = a.dtype
+            if isinstance(b, Tensor):
+                if b.dtype is da:
+                    return da
+            else:
+                tb = type(b)
+                if tb is float:
+                    if da.kind == 2:
+                        return da
+                elif tb is int and da.kind:
+                    return da
     return D.result_type(*args)
 
 

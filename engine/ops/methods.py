@@ -44,15 +44,37 @@ def _fast(op, expr, general):
     return method
 
 
+def _fast_float(op, expr, general):
+    """Like _fast, for operators whose fast expression is only right for floating tensors
+    (true division) or that swap the operands (`other - self`: expr "v2 - v1")."""
+    def method(s, o):
+        if s.dtype.kind == 2:
+            r = fast_binary(op, expr, s, o)
+            if r is not None:
+                return r
+        return general(s, o)
+    method.__name__ = f"__{op}__"
+    return method
+
+
+def _fast_rev(op, expr, general):
+    """Reflected operator (`number <op> self`) with the fast path for a Python number."""
+    def method(s, o):
+        r = fast_binary(op, expr, s, o)
+        return general(s, o) if r is None else r
+    method.__name__ = f"__{op}__"
+    return method
+
+
 T = Tensor
 T.__add__ = _fast("add", "v1 + v2", lambda s, o: P.Add.apply(s, o, 1))
 T.__radd__ = T.__add__
 T.__sub__ = _fast("sub", "v1 - v2", P.sub)
-T.__rsub__ = _rev(P.sub)
+T.__rsub__ = _fast_rev("rsub", "v2 - v1", _rev(P.sub))
 T.__mul__ = _fast("mul", "v1 * v2", lambda s, o: P.Mul.apply(s, o))
 T.__rmul__ = T.__mul__
-T.__truediv__ = lambda s, o: P.Div.apply(s, o, None)
-T.__rtruediv__ = _rev(P.div)
+T.__truediv__ = _fast_float("div", "v1 / v2", lambda s, o: P.Div.apply(s, o, None))
+T.__rtruediv__ = _fast_float("rdiv", "v2 / v1", _rev(P.div))
 T.__floordiv__ = lambda s, o: P.floor_divide(s, o)
 T.__rfloordiv__ = _rev(P.floor_divide)
 T.__mod__ = lambda s, o: P.remainder(s, o)

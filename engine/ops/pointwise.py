@@ -33,11 +33,15 @@ def _scalar_of(x, dt):
     return int(x)
 
 
-def _binary(op, expr, a, b, out_dtype=None, compute=None, preamble=""):
-    dt = result_dtype(a, b)
+def _binary(op, expr, a, b, out_dtype=None, compute=None, preamble="", dt=None):
+    if dt is None:
+        dt = result_dtype(a, b)
     cd = compute or dt
-    args = [x if _t(x) else _scalar_of(x, cd) for x in (a, b)]
-    return ew(op, expr, args, out_dtype or dt, cd, preamble=preamble)
+    if not _t(a):
+        a = _scalar_of(a, cd)
+    if not _t(b):
+        b = _scalar_of(b, cd)
+    return ew(op, expr, (a, b), out_dtype or dt, cd, preamble=preamble)
 
 
 def _unary_float(op, expr, x):
@@ -51,11 +55,11 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, a, b, alpha=1):
-        ctx.shapes = (a.shape if _t(a) else None, b.shape if _t(b) else None)
+        ctx.shapes = (a._shape if _t(a) else None, b._shape if _t(b) else None)
         ctx.alpha = alpha
-        if alpha == 1:
-            return _binary("add", "(v1 || v2)" if result_dtype(a, b) is D.bool_ else "v1 + v2", a, b)
         dt = result_dtype(a, b)
+        if alpha == 1:
+            return _binary("add", "(v1 || v2)" if dt is D.bool_ else "v1 + v2", a, b, dt=dt)
         return ew("add_alpha", "v1 + v3 * v2", [a if _t(a) else _scalar_of(a, dt), b if _t(b) else _scalar_of(b, dt),
                                                 _scalar_of(alpha, dt)], dt, dt)
 
@@ -74,9 +78,10 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, a, b, alpha=1):
-        ctx.shapes = (a.shape if _t(a) else None, b.shape if _t(b) else None)
+        ctx.shapes = (a._shape if _t(a) else None, b._shape if _t(b) else None)
         ctx.alpha = alpha
-        if any((x.dtype is D.bool_) if _t(x) else isinstance(x, bool) for x in (a, b)):
+        if ((a.dtype is D.bool_) if _t(a) else isinstance(a, bool)) or (
+                (b.dtype is D.bool_) if _t(b) else isinstance(b, bool)):
             raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
                                "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
         if alpha == 1:
@@ -98,11 +103,11 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a if _t(a) else None, b if _t(b) else None)
-        ctx.scalars = (None if _t(a) else a, None if _t(b) else b)
-        if result_dtype(a, b) is D.bool_:
-            return _binary("mul", "v1 && v2", a, b)
-        return _binary("mul", "v1 * v2", a, b)
+        ta, tb = _t(a), _t(b)
+        ctx.save_for_backward(a if ta else None, b if tb else None)
+        ctx.scalars = (None if ta else a, None if tb else b)
+        dt = result_dtype(a, b)
+        return _binary("mul", "v1 && v2" if dt is D.bool_ else "v1 * v2", a, b, dt=dt)
 
     @staticmethod
     def backward(ctx, g):  # d(a*b) = (g*b, g*a)
