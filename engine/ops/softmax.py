@@ -1,12 +1,13 @@
 """softmax and log_softmax along one dim.
 
-The forward is one fused kernel per call (runtime/reduction.py::gen_softmax): an online
-row max and sum of exp, then the write; one work-group per long row, one work-item per
-short row.  The backward formulas are Tensor ops, so double backward works.
+Forward and backward are one fused kernel each (runtime/rows.py): per row the max and sum of
+exp (online on GPUs), then the write; one work-group per long row, one work-item per short row.
+Under create_graph the backward is the same formula in Tensor ops, so double backward works.
 """
 from .. import dtypes as D
+from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
-from ..runtime import reduction as _redk
+from ..runtime import rows as _rows
 from ..tensor import Tensor, empty, wrap_dim
 
 __all__ = ["softmax", "log_softmax"]
@@ -25,8 +26,17 @@ def _fused(x, dim, log):
     if not dev.is_cpu and K >= _SPLIT_K and x.numel() // K * 2 < dev.compute_units:
         return _split(x, dim, log, acc)
     out = empty(x._shape, x.dtype, dev)
-    _redk.softmax_run(dev, x, dim, out, acc, log)
+    _rows.softmax_fwd(dev, x, dim if x.ndim else 0, out, log)
     return out
+
+
+def _fused_bwd(y, g, dim, log):
+    """One kernel: dx = y * (g - sum(g*y)) or g - exp(y) * sum(g) per row."""
+    if g.dtype is not y.dtype:
+        g = g.to(y.dtype)
+    dx = empty(y._shape, y.dtype, y._storage.device)
+    _rows.softmax_bwd(y._storage.device, y, g, dim if y.ndim else 0, dx, log)
+    return dx
 
 
 def _split(x, dim, log, acc):
@@ -53,6 +63,8 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, g):  # dx = y * (g - sum(g * y))
         (y,) = ctx.saved_tensors
+        if not _gm.is_grad_enabled():
+            return _fused_bwd(y, g, ctx.dim, False), None
         return y * (g - (g * y).sum(ctx.dim, keepdim=True)), None
 
 
@@ -69,6 +81,8 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):  # dx = g - exp(y) * sum(g)
         (y,) = ctx.saved_tensors
+        if not _gm.is_grad_enabled():
+            return _fused_bwd(y, g, ctx.dim, True), None
         return g - y.exp() * g.sum(ctx.dim, keepdim=True), None
 
 

@@ -1,9 +1,10 @@
 """loss functionals (torch.nn.functional): cross_entropy, nll_loss, mse_loss, l1_loss,
 binary_cross_entropy(_with_logits), smooth_l1_loss, huber_loss, kl_div.
 
-cross_entropy over class indices is log_softmax (one fused kernel) + gather of the target
-column (no one-hot); ignore_index and class weights are a per-element weight vector, so the
-weighted mean is sum(w * loss) / sum(w) as torch (nan when every target is ignored).
+cross_entropy over class indices is one node of fused row kernels (engine/ops/loss.py: the
+loss per row and its reduction forward, one kernel backward); ignore_index and class weights
+are a per-element weight, so the weighted mean is sum(w * loss) / sum(w) as torch (nan when
+every target is ignored).  nll_loss is a gather of the target column (no one-hot).
 No host round-trips: bounds of targets are checked on the device by gather/index_select.
 """
 import warnings
@@ -159,10 +160,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     _check_nll_shapes(input, target)
     _check_target_dtype(target)
     _check_weight(weight, C)
-    if label_smoothing <= 0:  # one node: logsumexp + gather, no (N, C) log_softmax kept
+    if label_smoothing <= 0:  # one node: fused row kernels, no (N, C) log_softmax kept
         t = target if target.dtype is D.int64 else target.long()
-        loss, w = _CrossEntropyIdx.apply(input, t, weight, ignore_index, cdim)
-        return _nll_reduce(loss, w, reduction)
+        return _CrossEntropyIdx.apply(input, t, weight, ignore_index, cdim, reduction)
     logp = input.log_softmax(cdim)
     loss, w, ign = _nll_parts(logp, target, weight, ignore_index)
     nll = _nll_reduce(loss, w, reduction)
