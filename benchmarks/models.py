@@ -88,6 +88,106 @@ def run_models(row, esync, tsync, tdev="cpu", quick=False, only=None, min_time=N
     return results
 
 
+
+# ---- the Performance issue's training-step rows (benchmarks/run.py): same model code, same weights --------
+# GPT as in the issue: 6 layers, 6 heads, embedding 384, context 256, batch 64, vocabulary 65, fp32, AdamW + clip.
+GPT_CONFIG = dict(vocab=65, block_size=256, n_embd=384, n_head=6, n_layer=6, batch=64)
+GPT_QUICK = dict(vocab=65, block_size=32, n_embd=64, n_head=4, n_layer=2, batch=4)
+# MLP: 784-1024-1024-10 (MNIST-sized), batch 256, Adam.
+MLP_CONFIG = dict(sizes=(784, 1024, 1024, 10), batch=256)
+MLP_QUICK = dict(sizes=(64, 256, 256, 10), batch=64)
+
+
+def gpt_desc(cfg):
+    return (f"GPT {cfg['n_layer']}L {cfg['n_head']}H d{cfg['n_embd']} T{cfg['block_size']} "
+            f"B{cfg['batch']} V{cfg['vocab']}")
+
+
+def mlp_desc(cfg):
+    return "MLP " + "-".join(map(str, cfg["sizes"])) + f" B{cfg['batch']}"
+
+
+class _OnDevice:
+    """The torch module with arange/ones/tril creating on `device`: examples/gpt.py's forward calls
+    torch.arange(T) without a device, and a `with torch.device(...)` mode would add Python overhead to every op."""
+
+    def __init__(self, T, device):
+        self._T, self._device = T, device
+
+    def __getattr__(self, name):
+        fn = getattr(self._T, name)
+        if name in ("arange", "ones", "zeros", "tril", "randint"):
+            return lambda *a, **k: fn(*a, **{"device": self._device, **k})
+        return fn
+
+
+def build_gpt(T, cfg, device=None):
+    """(model, AdamW) on backend T (engine or torch; torch on `device`), built by examples/gpt.py's define_gpt."""
+    from gpt import define_gpt
+    TT = _OnDevice(T, device) if device not in (None, "cpu") else T
+    model = define_gpt(TT, T.nn, T.nn.functional)(cfg["vocab"], cfg["block_size"], cfg["n_embd"], cfg["n_head"],
+                                                  cfg["n_layer"])
+    if device not in (None, "cpu"):
+        model.to(device)
+    return model, T.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
+
+
+def build_mlp(T, cfg, device=None):
+    """(model, Adam): Linear/ReLU stack of cfg['sizes'] (torch on `device`)."""
+    nn, sizes, layers = T.nn, cfg["sizes"], []
+    for i in range(len(sizes) - 1):
+        layers += [nn.Linear(sizes[i], sizes[i + 1])] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
+    model = nn.Sequential(*layers)
+    if device not in (None, "cpu"):
+        model.to(device)
+    return model, T.optim.Adam(model.parameters(), lr=1e-3)
+
+
+def copy_weights(src, dst, T):
+    """Load a torch model's state_dict into a clgrad model of the same code (so both sides start equal)."""
+    dst.load_state_dict({k: T.tensor(v.detach().cpu().numpy()) for k, v in src.state_dict().items()})
+
+
+def gpt_step(T, model, opt, x, y, forward=None):
+    """step() -> loss: forward (through `forward`, e.g. a compiled model, if given), backward, clip, AdamW."""
+    fwd = forward or model
+    params = list(model.parameters())
+
+    def step():
+        _, loss = fwd(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        T.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return loss
+    return step
+
+
+def mlp_step(T, model, opt, x, y, forward=None):
+    fwd = forward or model
+
+    def step():
+        loss = T.nn.functional.cross_entropy(fwd(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def gpt_flops(model, cfg):
+    """FLOPs of one training step: 6 x (non-embedding parameters) per token + attention
+    (QK^T and AV: 4*T*d per token and layer forward, x3 with backward), as in the PaLM/Chinchilla count."""
+    n = sum(p.numel() for name, p in model.named_parameters() if "emb" not in name)
+    tokens = cfg["batch"] * cfg["block_size"]
+    return 6 * n * tokens + 12 * cfg["n_layer"] * cfg["block_size"] * cfg["n_embd"] * tokens
+
+
+def mlp_flops(cfg):
+    s = cfg["sizes"]
+    return 6 * cfg["batch"] * sum(s[i] * s[i + 1] for i in range(len(s) - 1))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default=None, help="clgrad device: cpu, gpu, cl:N (default: CLGRAD_DEVICE or auto)")
