@@ -40,6 +40,7 @@ import numpy as np
 
 import pyopencl as cl
 
+from . import gemm_split as _split
 from .launch import copy_to_device, copy_to_host, host_call, launch
 
 # None: follow the environment (CLGRAD_MATMUL=opencl runs the kernel on CPU devices too; otherwise
@@ -370,6 +371,10 @@ def _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
     if device.is_cpu and FORCE_OPENCL is None and os.environ.get("CLGRAD_MATMUL_TILE") is None:
         return _gemm_naive_cl(device, dtype, M, N, K, nb, c, a, b, d, it, idx_t, al, be)
     cfg = choose_config(device, dtype, M, N, K, nz)
+    if nz == 1 and dtype.is_floating_point and (not device.is_cpu or os.environ.get("CLGRAD_SPLITK")):
+        S = _split_count(device, M, N, K, cfg)
+        if S > 1:   # few output tiles, long K (weight gradients): see gemm_split.py
+            return _split.gemm_split_k(device, dtype, M, N, K, S, c, a, b, d, alpha, beta, _gemm_cl, acc, anp)
     a_st, b_st, c_st = list(a[2]), list(b[2]), list(c[2])
     if device.is_cpu and not LAYOUT_FLAGS:
         la = lb = "g"   # one program per dtype on PoCL: the loader mapping matters little there
@@ -397,6 +402,14 @@ def _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
                     c[0].buf, it(c[1]), it(c_st[0]), it(c_st[1]), it(c_st[2]), it(c_st[3]),
                     dbuf, *d_args, al, be]
             launch(device, knl, (ngn * rn, gm * rm, gz), (rn, rm, 1), args, "gemm")
+
+
+def _split_count(device, M, N, K, cfg):
+    env = os.environ.get("CLGRAD_SPLITK")   # tuning: "0" off, "S" force S chunks (when S divides K)
+    if env is not None and env.strip():
+        S = int(env)
+        return S if S > 1 and K % S == 0 else 1
+    return _split.choose_splits(device, M, N, K, -(-M // cfg[0]) * -(-N // cfg[1]))
 
 
 # ---- small products on CPU devices ------------------------------------------------------------------
