@@ -5,7 +5,8 @@ import numpy as np
 from . import dtypes as _dt
 from .device import device as _device_cls, resolve as _resolve_device
 from .runtime import launch as _launch
-from .runtime.elementwise import contiguous_strides
+from .runtime.device import Device as _RtDevice
+from .runtime.elementwise import contiguous_strides, cstrides as _cstrides
 from .runtime.memory import Storage
 
 
@@ -485,15 +486,23 @@ view_of = _view_of
 
 
 def empty(shape, dtype, device):
-    dev = _resolve_device(device)
+    dev = device if type(device) is _RtDevice else _resolve_device(device)
     if dtype is _dt.float64 and not dev.fp64:
         raise TypeError(f"float64 is not supported on device {dev.name} (no cl_khr_fp64); use float32")
-    shape = tuple(shape)
+    if type(shape) is not Size:
+        shape = Size(shape)
+    n = 1
     for s in shape:
         if s < 0:
             raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(shape)}")
-    st = Storage(dev, _numel(shape) * dtype.itemsize)
-    return make(st, shape, contiguous_strides(shape), 0, dtype)
+        n *= s
+    t = Tensor.__new__(Tensor)
+    t._storage = Storage(dev, n * dtype.itemsize)
+    t._shape = shape
+    t._strides = _cstrides(shape)
+    t._offset = 0
+    t.dtype = dtype
+    return t
 
 
 def from_numpy_array(arr, device, dtype=None):

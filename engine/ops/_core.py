@@ -131,26 +131,30 @@ def _fast2(op, expr, a, b, out_dtype, cct):
 
 def ew_into(op, expr, out, args, compute_dtype, preamble=""):
     """Elementwise kernel writing into the (possibly strided) tensor `out`."""
-    dev = device_of([out] + list(args))
-    ops = [expand_raw(a, out._shape) if isinstance(a, Tensor) else a for a in args]
+    dev = device_of([out, *args])
+    shape = out._shape
+    ops = [expand_raw(a, shape) if isinstance(a, Tensor) else a for a in args]
     _ew.run(dev, op, expr, out, ops, [compute_dtype.ctype] * len(ops), preamble)
     return out
 
 
 def copy_into(dst, src):
     """dst[...] = src (broadcast, cast), any strides."""
+    dev = dst._storage.device
     if isinstance(src, Tensor):
-        device_of([dst, src])
-        broadcast_shapes(dst._shape, src._shape)
-        if broadcast_shapes(dst._shape, src._shape) != dst._shape:
-            raise RuntimeError(f"output with shape {list(dst._shape)} doesn't match the broadcast shape "
-                               f"{list(broadcast_shapes(dst._shape, src._shape))}")
-        cd = src.dtype
+        if src._storage.device is not dev:
+            device_of((dst, src))  # raises
+        shape = dst._shape
+        if src._shape != shape:
+            bs = broadcast_shapes(shape, src._shape)
+            if bs != shape:
+                raise RuntimeError(f"output with shape {list(shape)} doesn't match the broadcast shape {list(bs)}")
+            src = expand_raw(src, shape)
+        ct = src.dtype.ctype
     else:
-        cd = dst.dtype
-    if dst.dtype is D.bool_:
-        return ew_into("copy", "(v1 != 0)", dst, [src], cd)
-    return ew_into("copy", "v1", dst, [src], cd)
+        ct = dst.dtype.ctype
+    _ew.run(dev, "copy", "(v1 != 0)" if dst.dtype is D.bool_ else "v1", dst, [src], [ct])
+    return dst
 
 
 def contiguous_raw(t):
