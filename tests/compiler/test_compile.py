@@ -81,12 +81,14 @@ def test_gpt_example_compiled(dropout):
 
 
 def test_training_trajectory_matches_eager():
-    """20 AdamW steps with the compiled forward give the eager parameters (within rounding)."""
+    """20 SGD steps with the compiled forward give the eager parameters (within rounding; SGD
+    rather than Adam, whose normalisation turns rounding-level differences of near-zero
+    gradients into lr-sized steps)."""
     def train(compiled):
         engine.manual_seed(0)
         model = gpt.define_gpt(engine, nn, F)(20, 8, 16, 2, 1)
         fwd = engine.compile(model) if compiled else model
-        opt = engine.optim.AdamW(model.parameters(), lr=1e-2)
+        opt = engine.optim.SGD(model.parameters(), lr=0.3, momentum=0.9)
         x, y = engine.randint(0, 20, (4, 8)), engine.randint(0, 20, (4, 8))
         losses = []
         for _ in range(20):
