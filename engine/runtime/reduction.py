@@ -1,9 +1,36 @@
 """Generated reduction kernels (and the fused softmax kernel, a reduction plus a write).
 
-The input is viewed as (kept dims) x (reduced dims), each group collapsed.
-One work-group reduces one output row through local memory (split over
-several groups plus a second pass when there are few rows and long ones);
-with short rows and many outputs each work-item reduces a row serially.
+The input is viewed as M output rows of K elements: (kept dims) x (reduced dims), each group
+collapsed.  Three kernel shapes, specialised on dtypes, ranks and mode, never on sizes:
+
+  vec     rows whose elements are adjacent (the reduced dims collapse to one stride-1 dim) and
+          long: a work-group reduces one chunk of a row.  Each work-item reads aligned 4-vectors
+          through a `T4` pointer (16-byte loads on NVIDIA), `unroll` of them per iteration into
+          4*unroll independent accumulators, then the work-group combines them in local memory.
+          A scalar head and tail take the elements before the first aligned 4-vector and after
+          the last (any view offset works).  GPUs: wg work-items interleaved, so neighbours
+          read neighbouring vectors (coalesced); CPUs: wg = 1, so a work-item walks a
+          contiguous chunk (SIMD loads, the hardware prefetcher; no barriers for PoCL).
+  serial  one work-item per (row, chunk), neighbouring work-items on neighbouring rows: short
+          rows, and strided rows such as a column sum (dim=0 of a matrix), where work-item m
+          walks column m, so a GPU warp reads consecutive columns (coalesced) and on a CPU
+          neighbours share cache lines.  With one reduced dim the loop issues `unroll` loads
+          before it accumulates them (memory-level parallelism).
+  group   a work-group per (row, chunk), work-items strided by wg: float16 rows and rows that
+          are several strided dims with a contiguous last one.
+When a row is cut into G > 1 chunks (few rows: the device needs more work-groups than rows) the
+partials (M x G, accumulator type) get a second pass, a small reduction of the same family.
+
+Roofline (what the plans aim at): a sum of n floats reads 4n bytes and does n adds, so it is
+memory-bound everywhere.  H200: HBM3e ~4.8 TB/s peak, a float4 elementwise kernel reaches
+4.3 TB/s (benchmarks/RESULTS.md), so sum/mean over 2^26 floats (256 MB) -> ~62 us; rows
+(dim=-1) or columns (dim=0) of 4096x4096 read 64 MB -> ~16 us, of 8192x8192 256 MB -> ~62 us.
+The second pass reads M*G accumulators (1 x 1056 floats for a full sum on 132 SMs): noise in
+bytes, one more launch (a few us).  A column reduction must keep its reads coalesced; the split
+into G row-chunks only makes enough work-items (M*G ~ compute_units * items_per_cu).
+PoCL (2-core EPYC here): ~18-27 GB/s for a contiguous sum with 4x float4 accumulators per
+work-item, ~9 GB/s scalar, 2.5 GB/s for the old wg-strided group kernel (the lanes of a PoCL
+work-group run one after another, so a stride-64 walk touches every cache line 16 times).
 
 Expressions:
   `pre`  maps each loaded element: `v` is it cast to the accumulator type, `xv` the raw
@@ -12,6 +39,7 @@ Expressions:
 An optional `aux` tensor (contiguous, one value per output row) feeds `a`: var uses the
 row mean, logsumexp the row max.
 """
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -28,6 +56,33 @@ _OPS = {
     "min": ("HIGHEST", None),
 }
 _FLOAT_CT = ("float", "double", "half")
+
+# Plan knobs (benchmarks/probe_reduce.py compares them in one run; set_tuning() changes them
+# and forgets cached plans).  Environment: CLGRAD_RED_<NAME>, e.g. CLGRAD_RED_WG=512.
+TUNE = {
+    "wg": 256,              # GPU work-group size of the vec and group kernels (a power of two)
+    "unroll": 4,            # vec: 4-vectors per work-item per iteration; serial: loads per iteration
+    "groups_per_cu": 8,     # GPU vec: a few long rows get ~compute_units * this many work-groups
+    "items_per_cu": 1024,   # GPU serial: strided rows get ~compute_units * this many work-items
+    "cpu_groups_per_cu": 4,  # CPU vec (one work-item per group): work-groups per compute unit
+    "vec": 1,               # 0: never the vec kernel (the previous group kernel instead)
+    "gpu_plan": 0,          # 1: plan as for a GPU on any device (tests run the GPU kernels on PoCL)
+}
+for _k in TUNE:
+    _v = os.environ.get("CLGRAD_RED_" + _k.upper())
+    if _v:
+        TUNE[_k] = int(_v)
+
+
+def set_tuning(**kw):
+    """Change plan knobs (see TUNE); returns the previous values of those given."""
+    old = {k: TUNE[k] for k in kw}
+    for k, v in kw.items():
+        if k not in TUNE:
+            raise ValueError(f"unknown reduction knob {k!r}; known: {', '.join(TUNE)}")
+        TUNE[k] = int(v)
+    _plans.clear()
+    return old
 
 
 def _better(op, v, a, ct):
@@ -46,6 +101,27 @@ def _step(op, ct):
     if _OPS[op][1] is not None:
         return _OPS[op][1]
     return f"if ({_better(op, 'v', 'acc', ct)}) acc = v;"
+
+
+def _stepf(op, ct, acc, ai=None, j=None):
+    """Fold `v` into accumulator `acc` (and, for arg-reductions, its index `ai` = j)."""
+    if ai is not None:
+        return f"if ({_better(op, 'v', acc, ct)}) {{ {acc} = v; {ai} = {j}; }}"
+    if _OPS[op][1] is None and ct in _FLOAT_CT:
+        # a select LLVM vectorises (PoCL max 2^24: 5 -> ? GB/s); any NaN sticks, as in _better
+        c = ">" if op == "max" else "<"
+        return f"{acc} = (v {c} {acc} || v != v) ? v : {acc};"
+    return _step(op, ct).replace("acc", acc)
+
+
+def _merge(op, ct, dst, src, arg):
+    """Fold accumulator `src` into `dst` (ties of arg-reductions keep the smaller index)."""
+    if arg:
+        return (f"{{ {ct} v = acc{src}; if ({_better(op, 'v', f'acc{dst}', ct)} || "
+                f"({_same('v', f'acc{dst}', ct)} && ai{src} < ai{dst})) {{ acc{dst} = v; ai{dst} = ai{src}; }} }}")
+    return f"{{ {ct} v = acc{src}; {_stepf(op, ct, f'acc{dst}')} }}"
+
+
 _LIMITS = {"float": ("-INFINITY", "INFINITY"), "double": ("-INFINITY", "INFINITY"),
            "int": ("INT_MIN", "INT_MAX"), "long": ("LONG_MIN", "LONG_MAX"),
            "uchar": ("0", "255"), "char": ("CHAR_MIN", "CHAR_MAX"), "short": ("SHRT_MIN", "SHRT_MAX")}
@@ -75,56 +151,91 @@ def _index_expr(prefix, nd, idx_t, var, strides=("s",)):
     return [" + ".join(t) for t in terms], lines
 
 
-def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, arg, aux_ct=None):
+def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, arg, aux_ct=None, unroll=1):
+    """Source of kernel `red` (see the module docstring for the modes).  Every mode writes
+    out[o_off + m*G + g] for row m, chunk g of G; chunk g covers j in [g*chunk, min(K, (g+1)*chunk))."""
     ident = _OPS[op][0]
-    step = _step(op, acc_ct)
     lo, hi = _LIMITS.get(acc_ct, ("-INFINITY", "INFINITY"))
     ident = ident.replace("LOWEST", lo).replace("HIGHEST", hi)
     params = [f"__global const {in_ct}* x", f"{idx_t} x_off"]
     params += [f"{idx_t} kn{d}, {idx_t} ks{d}" for d in range(nk)]
     params += [f"{idx_t} rn{d}, {idx_t} rs{d}" for d in range(nr)]
     params += [f"__global {out_ct}* out", f"{idx_t} o_off", f"{idx_t} M", f"{idx_t} K",
-               f"{idx_t} chunk", f"{acc_ct} p"]
-    if mode == "serial":
-        params.append(f"{idx_t} G")
+               f"{idx_t} chunk", f"{acc_ct} p", f"{idx_t} G"]
     if arg:
         params.append("__global long* out_idx")
     if aux_ct:
         params.append(f"__global const {aux_ct}* aux, {idx_t} aux_off")
     (kexpr,), klines = _index_expr("k", nk, idx_t, "m")
     (rexpr,), rlines = _index_expr("r", nr, idx_t, "j")
-    if arg:
-        step = f"if ({_better(op, 'v', 'acc', acc_ct)}) {{ acc = v; ai = j; }}"
     aux_line = f"  {acc_ct} a = ({acc_ct})aux[aux_off + m];" if aux_ct else ""
+    pre_line = f"v = {pre};" if pre != "v" else ""
+
+    def elem(src, acc, ai, j):
+        """One element `src` (an in_ct expression) into accumulator `acc`."""
+        if "xv" in pre:
+            load = f"{in_ct} xv = {src}; {acc_ct} v = ({acc_ct})xv;"
+        else:
+            load = f"{acc_ct} v = ({acc_ct})({src});"
+        return f"{{ {load} {pre_line} {_stepf(op, acc_ct, acc, ai if arg else None, j)} }}"
+
+    head = [f"  {idx_t} m = grp / G, g = grp - m * G;", *("  " + line for line in klines),
+            f"  {idx_t} base = x_off + {kexpr};", aux_line]
     body = [f"__kernel void red({', '.join(params)}) {{"]
-    if "xv" in pre:
-        load_v = [f"    {in_ct} xv = x[base + {rexpr}];", f"    {acc_ct} v = ({acc_ct})xv;"]
-    else:
-        load_v = [f"    {acc_ct} v = ({acc_ct})x[base + {rexpr}];"]
-    load = [*("    " + line for line in rlines), *load_v,
-            f"    v = {pre};" if pre != "v" else "",
-            f"    {step}"]
     if mode == "serial":
-        # work-item (m, g) = (gid % M, gid / M) reduces j in [g*chunk, min(K, (g+1)*chunk)) of row m
-        # (G = 1: the whole row); neighbouring work-items take neighbouring rows
+        # work-item (m, g) = (gid % M, gid / M): neighbouring work-items take neighbouring rows
         body += [f"  {idx_t} gid = get_global_id(0);", "  if (gid >= M * G) return;",
                  f"  {idx_t} m = gid % M, g = gid / M;",
                  *("  " + line for line in klines), f"  {idx_t} base = x_off + {kexpr};", aux_line,
                  f"  {acc_ct} acc = {ident};", "  long ai = 0;",
-                 f"  {idx_t} j_end = min(K, (g + 1) * chunk);",
-                 f"  for ({idx_t} j = g * chunk; j < j_end; ++j) {{", *load, "  }",
+                 f"  {idx_t} j = g * chunk, j_end = min(K, (g + 1) * chunk);"]
+        if nr == 1 and unroll > 1:
+            # issue `unroll` independent loads, then fold them in order (ties keep the first)
+            body.append(f"  for (; j + {unroll - 1} < j_end; j += {unroll}) {{")
+            body += [f"    {in_ct} y{u} = x[base + (j + {u}) * rs0];" for u in range(unroll)]
+            body += ["    " + elem(f"y{u}", "acc", "ai", f"j + {u}") for u in range(unroll)]
+            body.append("  }")
+        body += ["  for (; j < j_end; ++j) {", *("    " + line for line in rlines),
+                 "    " + elem(f"x[base + {rexpr}]", "acc", "ai", "j"), "  }",
                  f"  out[o_off + m * G + g] = ({out_ct})({post});"]
         if arg:
             body.append("  out_idx[m * G + g] = ai;")
+        body.append("}")
+        return _fp64("\n".join(line for line in body if line != ""))
+    body += [f"  {idx_t} grp = get_group_id(0);", "  int lid = get_local_id(0);", *head]
+    if mode == "vec":
+        # aligned 4-vectors q in [qa, qb) (element 4q of the buffer); scalar head [h0, 4qa), tail [4qb, h1)
+        n_acc = 4 * unroll
+        body += [f"  {idx_t} h0 = base + g * chunk, h1 = base + min(K, (g + 1) * chunk);",
+                 f"  {idx_t} qa = (h0 + 3) / 4, qb = max(qa, h1 / 4), hend = min(h1, qa * 4);",
+                 f"  {acc_ct} " + ", ".join(f"acc{i} = {ident}" for i in range(n_acc)) + ";"]
+        if arg:
+            body.append("  long " + ", ".join(f"ai{i} = 0" for i in range(n_acc)) + ";")
+        body += [f"  for ({idx_t} e = h0 + lid; e < hend; e += {wg}) " + elem("x[e]", "acc0", "ai0", "e - base"),
+                 f"  __global const {in_ct}4* X4 = (__global const {in_ct}4*)x;",
+                 f"  {idx_t} q = qa + lid;"]
+        if unroll > 1:
+            body.append(f"  for (; q + {(unroll - 1) * wg} < qb; q += {unroll * wg}) {{")
+            body += [f"    {in_ct}4 y{u} = X4[q + {u * wg}];" for u in range(unroll)]
+            body += ["    " + elem(f"y{u}.s{c}", f"acc{4 * u + c}", f"ai{4 * u + c}", f"(q + {u * wg}) * 4 + {c} - base")
+                     for u in range(unroll) for c in range(4)]
+            body.append("  }")
+        body += [f"  for (; q < qb; q += {wg}) {{", f"    {in_ct}4 y0 = X4[q];",
+                 *("    " + elem(f"y0.s{c}", f"acc{c}", f"ai{c}", f"q * 4 + {c} - base") for c in range(4)),
+                 "  }",
+                 f"  for ({idx_t} e = qb * 4 + lid; e < h1; e += {wg}) " + elem("x[e]", "acc0", "ai0", "e - base")]
+        s = n_acc // 2
+        while s:   # pairwise: acc0 = ((acc0 + acc_s) + ...)
+            body += ["  " + _merge(op, acc_ct, i, i + s, arg) for i in range(s)]
+            s //= 2
+        body += [f"  {acc_ct} acc = acc0;", "  long ai = ai0;" if arg else ""]
     else:
-        # group g of row m covers j in [g*chunk, min(K, (g+1)*chunk)); partials go to out[m*G + g]
-        body += [f"  {idx_t} m = get_group_id(1);", f"  {idx_t} g = get_group_id(0);",
-                 f"  {idx_t} G = get_num_groups(0);", "  int lid = get_local_id(0);",
-                 *("  " + line for line in klines), f"  {idx_t} base = x_off + {kexpr};", aux_line,
-                 f"  {acc_ct} acc = {ident};", "  long ai = 0;",
+        body += [f"  {acc_ct} acc = {ident};", "  long ai = 0;",
                  f"  {idx_t} j_end = min(K, (g + 1) * chunk);",
-                 f"  for ({idx_t} j = g * chunk + lid; j < j_end; j += {wg}) {{", *load, "  }",
-                 f"  __local {acc_ct} sh[{wg}];", "  __local long shi[%d];" % wg if arg else "",
+                 f"  for ({idx_t} j = g * chunk + lid; j < j_end; j += {wg}) {{", *("    " + line for line in rlines),
+                 "    " + elem(f"x[base + {rexpr}]", "acc", "ai", "j"), "  }"]
+    if wg > 1:
+        body += [f"  __local {acc_ct} sh[{wg}];", "  __local long shi[%d];" % wg if arg else "",
                  "  sh[lid] = acc;", "  shi[lid] = ai;" if arg else "",
                  "  barrier(CLK_LOCAL_MEM_FENCE);",
                  f"  for (int s = {wg} / 2; s > 0; s >>= 1) {{",
@@ -135,14 +246,15 @@ def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, ar
                      f"      if ({_better(op, 'v', 'a0', acc_ct)} || ({_same('v', 'a0', acc_ct)} && j < shi[lid]))"
                      " { sh[lid] = v; shi[lid] = j; }"]
         else:
-            body += [f"      {acc_ct} acc = sh[lid];", f"      {step}", "      sh[lid] = acc;"]
+            body += [f"      {acc_ct} acc = sh[lid];", f"      {_step(op, acc_ct)}", "      sh[lid] = acc;"]
         body += ["    }", "    barrier(CLK_LOCAL_MEM_FENCE);", "  }",
-                 "  if (lid == 0) {", "    acc = sh[0];",
-                 f"    out[o_off + m * G + g] = (G == 1) ? ({out_ct})({post}) : ({out_ct})acc;"]
-        if arg:
-            body.append("    out_idx[m * G + g] = shi[0];")
-        body.append("  }")
-    body.append("}")
+                 "  if (lid == 0) {", "    acc = sh[0];", "    ai = shi[0];" if arg else ""]
+    else:
+        body.append("  {")
+    body.append(f"    out[o_off + m * G + g] = ({out_ct})({post});")
+    if arg:
+        body.append("    out_idx[m * G + g] = ai;")
+    body += ["  }", "}"]
     return _fp64("\n".join(line for line in body if line != ""))
 
 
@@ -154,7 +266,8 @@ def _default_scratch(device):
 
 
 def _plan(device, M, K, contig=False, split=True):
-    """(serial, G, wg): G work-items per row (serial) or G work-groups of wg items per row.
+    """(serial, G, wg) for the softmax and norm kernels (engine/ops/norm.py): G work-items per
+    row (serial) or G work-groups of wg items per row.
 
     `contig`: a row's elements are adjacent in memory.  On a GPU such rows go to work-groups
     (coalesced loads) unless they are very short, and strided rows (a column sum) go to work-items,
@@ -183,9 +296,67 @@ def _plan(device, M, K, contig=False, split=True):
     return serial, G, wg
 
 
+def _pow2_le(n):
+    return 1 << (max(1, n).bit_length() - 1)
+
+
+def _red_plan(device, M, K, contig, vec_ok):
+    """(mode, G, chunk, wg, unroll) of a plain reduction of M rows of K elements.
+
+    contig: the last reduced dim has stride 1; vec_ok: the reduced dims are one stride-1 dim of a
+    type with 4-vectors (not half), so the vec kernel can read the row."""
+    cu = device.compute_units
+    U = max(1, TUNE["unroll"])
+    M = max(M, 1)
+    cdiv = lambda a, b: (a + b - 1) // b  # noqa: E731
+    if device.is_cpu and not TUNE["gpu_plan"]:
+        wg = min(64, _pow2_le(device.max_work_group_size))
+        if K <= 32 or not contig or (M >= 4 * cu * wg and K <= 1024):
+            # short rows, or many rows of <= 1 KB, or strided rows: one work-item each; a few long
+            # rows are cut into chunks (neighbours still on neighbouring rows).  Strided rows get
+            # chunks of <= 256 elements: a walk down a 4096-float column touches a new page per
+            # element and missed the TLB every time (0.18 GB/s for 4096x4096 dim=0), while
+            # neighbouring work-items on one chunk share its pages and cache lines
+            G = max(1, min(cdiv(cu * 256, M), K // 256))
+            if not contig:
+                G = max(G, cdiv(K, 256))
+            mode = "serial"
+        elif vec_ok and TUNE["vec"]:
+            wg, mode = 1, "vec"
+            G = max(1, min(cdiv(cu * TUNE["cpu_groups_per_cu"], M), K // 4096))
+        else:
+            mode = "group"
+            G = max(1, min(max(1, cu * 8 // M), K // (wg * 8)))
+    else:
+        wg = min(_pow2_le(TUNE["wg"]), _pow2_le(device.max_work_group_size))
+        if K <= 32:
+            mode, G = "serial", 1
+        elif vec_ok and TUNE["vec"]:
+            mode = "vec"
+            while wg > 32 and wg * 8 > K:    # >= 2 vectors per lane (a size class, not a size)
+                wg //= 2
+            G = max(1, min(cdiv(cu * TUNE["groups_per_cu"], M), K // (wg * 4 * U)))
+        elif contig:
+            mode = "group"
+            while wg > 32 and wg >= 2 * K:
+                wg //= 2
+            G = max(1, min(max(1, cu * 8 // M), K // (wg * 8)))
+        else:
+            # strided rows (a column sum): work-item m walks row m; coalesced across m
+            mode = "serial"
+            G = max(1, min(cdiv(cu * TUNE["items_per_cu"], M), K // 32))
+    if K == 0:
+        mode, G = "serial", 1
+    chunk = cdiv(K, G)
+    if mode == "vec":
+        chunk = cdiv(chunk, 4) * 4        # chunk boundaries stay 4-aligned within a row
+    G = max(1, cdiv(K, chunk)) if K else 1
+    return mode, G, chunk, wg, U
+
+
 class _Plan:
     """Everything about a reduction launch that depends only on shapes, strides and expressions."""
-    __slots__ = ("M", "K", "G", "serial", "wg", "knl", "it", "geom", "tail", "gsize", "lsize", "acc_np")
+    __slots__ = ("M", "K", "G", "mode", "wg", "knl", "it", "geom", "tail", "gsize", "lsize", "acc_np")
 
 
 _plans = {}
@@ -204,27 +375,27 @@ def _make_plan(device, op, x, red_dims, out_ct, acc_ct, pre, post, arg, aux_ct, 
         K *= s
     big = big or M * K >= 2**31
     idx_t, it = ("long", np.int64) if big else ("int", np.int32)
-    serial, G, wg = _plan(device, M, K, rst[-1] == 1)
-    if K == 0:
-        serial, G = True, 1
-    chunk = (K + G - 1) // G
-    mode = "serial" if serial else "group"
+    in_ct = x.dtype.ctype
+    contig = rst[-1] == 1
+    vec_ok = contig and len(rshape) == 1 and in_ct != "half"
+    mode, G, chunk, wg, U = _red_plan(device, M, K, contig, vec_ok)
+    U = U if mode == "vec" or (mode == "serial" and len(rshape) == 1 and K > 32) else 1
     dst_ct = acc_ct if G > 1 else out_ct
     pst = post if G == 1 else "acc"
-    key = ("red", op, x.dtype.ctype, acc_ct, dst_ct, len(kshape), len(rshape), idx_t, pre, pst, mode, wg, arg,
-           aux_ct)
+    key = ("red", op, in_ct, acc_ct, dst_ct, len(kshape), len(rshape), idx_t, pre, pst, mode, wg, arg,
+           aux_ct, U)
     pl = _Plan()
     pl.knl = device.programs.kernel(key, lambda: (gen_source(
-        op, x.dtype.ctype, acc_ct, dst_ct, len(kshape), len(rshape), idx_t, pre, pst, mode, wg, arg, aux_ct),
+        op, in_ct, acc_ct, dst_ct, len(kshape), len(rshape), idx_t, pre, pst, mode, wg, arg, aux_ct, U),
         "red"))
-    pl.M, pl.K, pl.G, pl.serial, pl.wg, pl.it, pl.acc_np = M, K, G, serial, wg, it, _NP[acc_ct]
+    pl.M, pl.K, pl.G, pl.mode, pl.wg, pl.it, pl.acc_np = M, K, G, mode, wg, it, _NP[acc_ct]
     pl.geom = [it(v) for n, s in zip(kshape, kst) for v in (n, s)] + \
         [it(v) for n, s in zip(rshape, rst) for v in (n, s)]
     pl.tail = [it(M), it(K), it(chunk)]
-    if serial:
+    if mode == "serial":
         pl.gsize, pl.lsize = ((M * G + wg - 1) // wg * wg,), (wg,)
     else:
-        pl.gsize, pl.lsize = (G * wg, M), (wg, 1)
+        pl.gsize, pl.lsize = (M * G * wg,), (wg,)
     return pl
 
 
@@ -254,9 +425,8 @@ def run(device, op, x, red_dims, out, acc_ct, pre="v", post="acc", p=0, out_idx=
             scratch = _default_scratch(device)
         dst = scratch(M * G, acc_ct)
         dst_idx = scratch(M * G, "long") if arg else None
-    args = [x._storage.buf, it(x._offset), *pl.geom, dst._storage.buf, it(dst._offset), *pl.tail, pl.acc_np(p)]
-    if pl.serial:
-        args.append(it(G))
+    args = [x._storage.buf, it(x._offset), *pl.geom, dst._storage.buf, it(dst._offset), *pl.tail, pl.acc_np(p),
+            it(G)]
     if arg:
         args.append(dst_idx._storage.buf)
     if aux_ct:
