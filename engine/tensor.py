@@ -20,9 +20,9 @@ class Size(tuple):
     def __repr__(self):
         return f"engine.Size([{', '.join(map(str, self))}])"
 
-    def __getitem__(self, i):
-        r = tuple.__getitem__(self, i)
-        return Size(r) if isinstance(i, slice) else r
+    def __getitem__(self, i, _get=tuple.__getitem__):
+        r = _get(self, i)
+        return Size(r) if i.__class__ is slice else r
 
     def __add__(self, other):
         return Size(tuple.__add__(self, tuple(other)))

@@ -2,8 +2,9 @@
 from .. import dtypes as D
 from ..tensor import Tensor
 from . import convert, indexing, pointwise as P, reduce as R, shape as S
-from ._core import fast_binary
-from .convert import inplace
+from ..runtime import elementwise as _ew
+from ._core import broadcast_shapes, expand_raw, fast_binary, state
+from .convert import check_inplace, inplace
 
 
 def _rev(fn):
@@ -66,6 +67,64 @@ def _fast_rev(op, expr, general):
     return method
 
 
+def _fast_inplace(op, expr, t, o):
+    """t <op>= o written straight into t (one kernel, no temporary) when no graph is recorded,
+    t is contiguous and o (a tensor of t's dtype broadcastable to t, or a Python number of no
+    higher kind) needs no cast; None when the general in-place path is needed."""
+    if state.enabled and (t._rg or (isinstance(o, Tensor) and o._rg)):
+        return None
+    dt = t.dtype
+    if dt.kind == 0 or (op == "div" and dt.kind != 2):
+        return None
+    shape = t._shape
+    if t._strides != _ew.cstrides(shape):
+        return None
+    st = t._storage
+    dev = st.device
+    ct = dt.ctype
+    if isinstance(o, Tensor):
+        ost = o._storage
+        if o.dtype is not dt or ost.device is not dev:
+            return None
+        if ost is st and not (o._shape == shape and o._strides == t._strides and o._offset == t._offset):
+            return None  # a different view of t's memory: the general path reads it before writing
+        if o._shape != shape:
+            try:
+                if broadcast_shapes(shape, o._shape) != shape:
+                    return None
+            except RuntimeError:
+                return None
+            o = expand_raw(o, shape)
+        check_inplace(t)
+        if o._strides == t._strides:
+            _ew.run_fast(dev, op, expr, t, t, o, ct, None)
+        else:
+            _ew.run(dev, op, expr, t, [t, o], [ct, ct])
+    else:
+        tb = type(o)
+        if tb is float:
+            if dt.kind != 2:
+                return None
+        elif tb is not int or not -2**31 <= o < 2**31:
+            return None
+        check_inplace(t)
+        _ew.run_fast(dev, op, expr, t, t, o, ct, None)
+    st.version += 1
+    return t
+
+
+def _inplace_op(op, expr, fn):
+    """`t.op_(other)` / `t op= other`: the direct kernel first (see _fast_inplace)."""
+    def m(self, *args, **kwargs):
+        if len(args) == 1 and not kwargs:
+            r = _fast_inplace(op, expr, self, args[0])
+            if r is not None:
+                return r
+        return inplace(self, fn, *args, **kwargs)
+    m.__name__ = f"{op}_"
+    return m
+
+
 T = Tensor
 T.__add__ = _fast("add", "v1 + v2", lambda s, o: P.Add.apply(s, o, 1))
 T.__radd__ = T.__add__
@@ -95,10 +154,10 @@ T.__and__ = lambda s, o: P.logical_and(s, o) if s.dtype is D.bool_ and (not isin
 T.__or__ = lambda s, o: P.logical_or(s, o) if s.dtype is D.bool_ and (not isinstance(o, Tensor) or o.dtype is D.bool_) else P.bitwise_or(s, o)
 T.__xor__ = lambda s, o: P.logical_xor(s, o) if s.dtype is D.bool_ and (not isinstance(o, Tensor) or o.dtype is D.bool_) else P.bitwise_xor(s, o)
 T.__rand__, T.__ror__, T.__rxor__ = T.__and__, T.__or__, T.__xor__
-T.__iadd__ = lambda s, o: inplace(s, P.add, o)
-T.__isub__ = lambda s, o: inplace(s, P.sub, o)
-T.__imul__ = lambda s, o: inplace(s, P.mul, o)
-T.__itruediv__ = lambda s, o: inplace(s, P.div, o)
+T.__iadd__ = _inplace_op("add", "v1 + v2", P.add)
+T.__isub__ = _inplace_op("sub", "v1 - v2", P.sub)
+T.__imul__ = _inplace_op("mul", "v1 * v2", P.mul)
+T.__itruediv__ = _inplace_op("div", "v1 / v2", P.div)
 T.__ifloordiv__ = lambda s, o: inplace(s, P.floor_divide, o)
 T.__imod__ = lambda s, o: inplace(s, P.remainder, o)
 T.__ipow__ = lambda s, o: inplace(s, P.pow, o)
@@ -116,6 +175,7 @@ for _n in ("add", "sub", "mul", "div", "remainder", "fmod", "pow", "floor_divide
            "bitwise_xor", "bitwise_not", "lerp", "atan2", "addcmul", "addcdiv", "nan_to_num", "sgn", "hypot",
            "xlogy", "clip", "subtract", "multiply", "divide", "negative", "deg2rad", "rad2deg"):
     bind(_n, getattr(P, _n), inplace_too=True)
+T.add_, T.sub_, T.mul_, T.div_ = T.__iadd__, T.__isub__, T.__imul__, T.__itruediv__
 for _n in ("eq", "ne", "lt", "le", "gt", "ge", "greater", "less", "greater_equal", "less_equal", "not_equal",
            "isnan", "isinf", "isfinite", "allclose", "isclose", "equal", "where"):
     bind(_n, getattr(P, _n))
