@@ -34,6 +34,7 @@ Two back ends behind one entry point, `gemm()`:
   like PyTorch's CPU back end calling MKL.  Set CLGRAD_MATMUL=opencl (or
   `engine.runtime.matmul.FORCE_OPENCL = True`) to use the kernel everywhere.
 """
+import functools
 import os
 
 import numpy as np
@@ -41,7 +42,8 @@ import numpy as np
 import pyopencl as cl
 
 from . import gemm_split as _split
-from .launch import copy_to_device, copy_to_host, host_call, launch
+from . import gemm_tune as _tune
+from .launch import host_call, launch
 
 # None: follow the environment (CLGRAD_MATMUL=opencl runs the kernel on CPU devices too; otherwise
 # numpy/BLAS there, except for tiny products); True / False force the kernel / numpy on CPU devices.
@@ -55,7 +57,6 @@ INT32_LIMIT = 2**31      # buffers of more elements get 64-bit index arithmetic
 LAYOUT_FLAGS = None
 # route M == 1 / N == 1 products to the GEMV kernel (tests switch it off to cover the GEMM edges)
 GEMV = True
-_MAP_MIN_BYTES = 1 << 20   # smaller spans are copied: a map + unmap pair costs more than the copy
 
 
 def use_numpy(device, work=None):
@@ -358,7 +359,7 @@ def gemm(device, dtype, M, N, K, nb, c, a, b, d=None, alpha=1, beta=0):
         _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta)
 
 
-def _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
+def _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, cfg=None):
     nb0, nb1 = nb
     nz = nb0 * nb1
     ct, cmp, acc, anp = _types(dtype)
@@ -370,17 +371,17 @@ def _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
         return _gemv_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, it, idx_t, al, be)
     if device.is_cpu and FORCE_OPENCL is None and os.environ.get("CLGRAD_MATMUL_TILE") is None:
         return _gemm_naive_cl(device, dtype, M, N, K, nb, c, a, b, d, it, idx_t, al, be)
-    cfg = choose_config(device, dtype, M, N, K, nz)
-    if nz == 1 and dtype.is_floating_point and (not device.is_cpu or os.environ.get("CLGRAD_SPLITK")):
-        S = _split_count(device, M, N, K, cfg)
-        if S > 1:   # few output tiles, long K (weight gradients): see gemm_split.py
-            return _split.gemm_split_k(device, dtype, M, N, K, S, c, a, b, d, alpha, beta, _gemm_cl, acc, anp)
     a_st, b_st, c_st = list(a[2]), list(b[2]), list(c[2])
     if device.is_cpu and not LAYOUT_FLAGS:
         la = lb = "g"   # one program per dtype on PoCL: the loader mapping matters little there
     else:
         la, a_st[2], a_st[3] = _layout(M, K, a_st[2], a_st[3])
         lb, b_st[2], b_st[3] = _layout(K, N, b_st[2], b_st[3])   # 'r': n unit-stride, 'c': k unit-stride
+    if cfg is None:
+        cfg, S = _pick(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, la, lb)
+        if S > 1:   # few output tiles, long K (weight gradients): see gemm_split.py
+            return _split.gemm_split_k(device, dtype, M, N, K, S, c, a, b, d, alpha, beta,
+                                       functools.partial(_gemm_cl, cfg=cfg), acc, anp)
     has_bias = d is not None
     key = ("gemm", ct, cfg, la, lb, has_bias, idx_t)
     knl = device.programs.kernel(key, lambda: (gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t), "gemm"))
@@ -402,6 +403,40 @@ def _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
                     c[0].buf, it(c[1]), it(c_st[0]), it(c_st[1]), it(c_st[2]), it(c_st[3]),
                     dbuf, *d_args, al, be]
             launch(device, knl, (ngn * rn, gm * rm, gz), (rn, rm, 1), args, "gemm")
+
+
+def _pick(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, la, lb):
+    """(tile config, split-K chunks) for this product: the CLGRAD_MATMUL_TILE override, else the
+    tuner's measured choice on known GPUs (gemm_tune.py), else the fixed heuristic."""
+    nz = nb[0] * nb[1]
+    splittable = nz == 1 and dtype.is_floating_point and (not device.is_cpu or os.environ.get("CLGRAD_SPLITK"))
+    lbytes = 8 if dtype.itemsize == 8 else 4
+    env = _env_config()
+    # tuning runs the product several times: not when C is also an input (C += A @ B)
+    if env is None and _tune.enabled(device) and (d is None or d[0].buf is not c[0].buf) \
+            and os.environ.get("CLGRAD_SPLITK") is None:
+        cands = []
+        for cfg in _tune.CANDIDATES:
+            if not _fits(device, cfg, lbytes):
+                continue
+            cands.append((cfg, 1))
+            if splittable:
+                S = _split.choose_splits(device, M, N, K, -(-M // cfg[0]) * -(-N // cfg[1]))
+                if S > 1:
+                    cands.append((cfg, S))
+        if cands:
+            acc, anp = _types(dtype)[2:]
+
+            def run(cfg, S):
+                if S > 1:
+                    _split.gemm_split_k(device, dtype, M, N, K, S, c, a, b, d, alpha, beta,
+                                        functools.partial(_gemm_cl, cfg=cfg), acc, anp)
+                else:
+                    _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, cfg=cfg)
+            key = _tune.class_key(dtype, la, lb, M, N, K, nz)
+            return _tune.choose(device, key, cands, run)
+    cfg = choose_config(device, dtype, M, N, K, nz)
+    return cfg, (_split_count(device, M, N, K, cfg) if splittable else 1)
 
 
 def _split_count(device, M, N, K, cfg):
@@ -611,23 +646,17 @@ def _span(offset, shape, strides):
 
 
 def _map_view(device, maps, dtype, storage, offset, shape, strides, write=False):
-    """A numpy view of a strided operand, on the mapped buffer (no copy)."""
+    """A numpy view of a strided operand on its buffer, mapped without blocking (zero-copy on PoCL);
+    valid once the map's event (the last of `maps`) has completed: _gemm_numpy waits for all at once."""
     isz = dtype.itemsize
     if any(n == 0 for n in shape):
         return np.zeros(shape, dtype.np)
     lo, hi = _span(offset, shape, strides)
-    if (hi - lo + 1) * isz < _MAP_MIN_BYTES:
-        span = np.empty(hi - lo + 1, dtype=dtype.np)
-        if write:
-            maps.append((storage, lo * isz, span))   # copied to the device at the end
-        else:
-            copy_to_host(device, storage.buf, lo * isz, span)
-        return np.lib.stride_tricks.as_strided(span[offset - lo:], shape, [s * isz for s in strides],
-                                               writeable=write)
-    flags = cl.map_flags.WRITE_INVALIDATE_REGION if write else cl.map_flags.READ
-    arr, _ = cl.enqueue_map_buffer(device.queue, storage.buf, flags, lo * isz, ((hi - lo + 1) * isz,), np.uint8,
-                                   is_blocking=True)
-    maps.append(arr)
+    flags = cl.map_flags.READ if not write else cl.map_flags.WRITE_INVALIDATE_REGION if write == "new" else \
+        cl.map_flags.READ | cl.map_flags.WRITE
+    arr, ev = cl.enqueue_map_buffer(device.queue, storage.buf, flags, lo * isz, ((hi - lo + 1) * isz,), np.uint8,
+                                    is_blocking=False)
+    maps.append((arr, ev))
     span = arr.view(dtype.np)
     return np.lib.stride_tricks.as_strided(span[offset - lo:], shape, [s * isz for s in strides],
                                            writeable=write)
@@ -652,10 +681,14 @@ def _gemm_numpy(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
         raise ValueError("internal: the numpy GEMM path writes a contiguous C")
     maps = []
     try:
-        av = _blas_ready(_map_view(device, maps, dtype, a[0], a[1], (nb0, nb1, M, K), a[2]))
-        bv = _blas_ready(_map_view(device, maps, dtype, b[0], b[1], (nb0, nb1, K, N), b[2]))
+        av = _map_view(device, maps, dtype, a[0], a[1], (nb0, nb1, M, K), a[2])
+        bv = _map_view(device, maps, dtype, b[0], b[1], (nb0, nb1, K, N), b[2])
         dv = _map_view(device, maps, dtype, d[0], d[1], (nb0, nb1, M, N), d[2]) if d is not None else None
-        cv = _map_view(device, maps, dtype, c[0], c[1], (nb0, nb1, M, N), (nb1 * M * N, M * N, N, 1), write=True)
+        cv = _map_view(device, maps, dtype, c[0], c[1], (nb0, nb1, M, N), (nb1 * M * N, M * N, N, 1),
+                       write=True if any(x is not None and x[0] is c[0] for x in (a, b, d)) else "new")
+        if maps:
+            maps[-1][1].wait()   # one wait: the in-order queue has run every earlier command and map
+        av, bv = _blas_ready(av), _blas_ready(bv)
         if dtype.ctype == "half":   # numpy's float16 matmul has no BLAS and rounds per step: compute in float32
             r = np.matmul(av.astype(np.float32), bv.astype(np.float32))
             if alpha != 1:
@@ -670,8 +703,5 @@ def _gemm_numpy(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
         if dv is not None:
             cv += dv if beta == 1 else dv * np.asarray(beta, dtype=dv.dtype)
     finally:
-        for m in maps:
-            if isinstance(m, tuple):
-                copy_to_device(device, m[0].buf, m[1], m[2])
-            else:
-                m.base.release(device.queue)
+        for arr, _ev in maps:
+            arr.base.release(device.queue)

@@ -57,3 +57,34 @@ def test_choose_splits():
     assert gemm_split.choose_splits(Dev, 4096, 4096, 4096, 1024) == 1   # enough tiles already
     assert gemm_split.choose_splits(Dev, 384, 384, 300, 9) == 1         # K too short
     assert gemm_split.choose_splits(Dev, 384, 384, 1021, 9) == 1        # prime K: no even chunks
+
+
+def test_gemm_tuner_chooses_caches_and_persists(monkeypatch, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from engine.runtime import gemm_tune, matmul
+    monkeypatch.setenv("CLGRAD_GEMM_TUNE", "force")
+    monkeypatch.setenv("CLGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(matmul, "FORCE_OPENCL", True)
+    monkeypatch.setattr(gemm_tune, "_CHOICES", {})
+    monkeypatch.setattr(gemm_tune, "_LOADED", set())
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((40, 600)).astype(np.float32)
+    b = rng.standard_normal((600, 24)).astype(np.float32)
+    out = engine.tensor(a) @ engine.tensor(b)
+    np.testing.assert_allclose(out.numpy(), a @ b, rtol=1e-4, atol=1e-3)
+    data = json.loads((tmp_path / "gemm-tune.json").read_text())
+    (table,) = data.values()
+    (key, (cfg, splits)), = table.items()
+    assert key == "float|gg|64x32x1024|b1" and tuple(cfg) in gemm_tune.CANDIDATES and splits >= 1
+    with engine.profiler.profile() as prof:   # the choice is reused: one product, no timing runs
+        engine.tensor(a) @ engine.tensor(b)
+    assert len([r for r in prof.records if r["kind"] == "kernel"]) == (2 if splits > 1 else 1)
+    # a second process reads the file instead of tuning
+    code = ("import engine, engine.runtime.matmul as m, engine.runtime.gemm_tune as t; m.FORCE_OPENCL = True; "
+            "t.choose.__globals__['time'] = None; "   # timing would fail: it must not run
+            "print((engine.ones(40, 600) @ engine.ones(600, 24)).sum().item())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.split()[-1]) == 40 * 24 * 600
