@@ -22,12 +22,18 @@ _SPLIT_K = 1 << 17
 def _fused(x, dim, log):
     dev = x._storage.device
     acc = "double" if x.dtype is D.float64 else "float"
-    K = x._shape[dim] if x.ndim else 1
-    if not dev.is_cpu and K >= _SPLIT_K and x.numel() // K * 2 < dev.compute_units:
+    if _split_rows(x, dim):
         return _split(x, dim, log, acc)
     out = empty(x._shape, x.dtype, dev)
     _rows.softmax_fwd(dev, x, dim if x.ndim else 0, out, log)
     return out
+
+
+def _split_rows(y, dim):
+    """Few long rows on a GPU: one work-group per row would leave the device idle."""
+    dev = y._storage.device
+    K = y._shape[dim] if y.ndim else 1
+    return not dev.is_cpu and K >= _SPLIT_K and y.numel() // K * 2 < dev.compute_units
 
 
 def _fused_bwd(y, g, dim, log):
@@ -63,7 +69,7 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, g):  # dx = y * (g - sum(g * y))
         (y,) = ctx.saved_tensors
-        if not _gm.is_grad_enabled():
+        if not _gm.is_grad_enabled() and not _split_rows(y, ctx.dim):
             return _fused_bwd(y, g, ctx.dim, False), None
         return y * (g - (g * y).sum(ctx.dim, keepdim=True)), None
 
@@ -81,7 +87,7 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):  # dx = g - exp(y) * sum(g)
         (y,) = ctx.saved_tensors
-        if not _gm.is_grad_enabled():
+        if not _gm.is_grad_enabled() and not _split_rows(y, ctx.dim):
             return _fused_bwd(y, g, ctx.dim, True), None
         return g - y.exp() * g.sum(ctx.dim, keepdim=True), None
 

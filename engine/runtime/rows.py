@@ -514,21 +514,30 @@ def gen_ln_bwd(ct, nk, idx_t, mode, wg, contig, vec, has_w):
 
 def gen_ln_wb(ct, idx_t, has_w, has_b, final):
     """Column sums over a block of rows: work-item (j, b) sums rows [b*R, min(M, b*R+R)) of column j:
-    dw = sum(g * xhat), db = sum(g).  final: write the result (one block), else acc-type partials."""
+    dw = sum(g * xhat), db = sum(g).  final: write the result (one block), else acc-type partials.
+    Rows 4 at a time, so each work-item has 8 loads in flight (neighbouring work-items: neighbouring
+    columns, coalesced)."""
     a = acc_of(ct)[0] if ct != "half" else "float"
     ot = ct if final else a
+
+    def row(u):
+        ld = f"{a} g{u} = ({a})g[g_o + (m + {u}) * K + j];"
+        if has_w:
+            ld += (f" {a} x{u} = (({a})x[x_o + (m + {u}) * K + j] - ({a})mean[m + {u}]) * ({a})rstd[m + {u}];")
+        return ld
+
+    def acc(us):
+        w = " ".join(f"sw += g{u} * x{u};" for u in us) if has_w else ""
+        return w + " " + " ".join(f"sb += g{u};" for u in us)
     src = f"""__kernel void ln_wb(__global const {ct}* g, {idx_t} g_o, __global const {ct}* x, {idx_t} x_o,
                     __global const {ct}* mean, __global const {ct}* rstd, __global {ot}* dw, __global {ot}* db,
                     {idx_t} M, {idx_t} K, {idx_t} R) {{
   {idx_t} j = get_global_id(0), b = get_global_id(1);
   if (j >= K) return;
-  {idx_t} m1 = min(M, (b + 1) * R);
+  {idx_t} m = b * R, m1 = min(M, m + R);
   {a} sw = 0, sb = 0;
-  for ({idx_t} m = b * R; m < m1; ++m) {{
-    {a} gv = ({a})g[g_o + m * K + j];
-    {'sw += gv * ((' + a + ')x[x_o + m * K + j] - (' + a + ')mean[m]) * (' + a + ')rstd[m];' if has_w else ''}
-    sb += gv;
-  }}
+  for (; m + 4 <= m1; m += 4) {{ {" ".join(row(u) for u in range(4))} {acc(range(4))} }}
+  for (; m < m1; ++m) {{ {row(0)} {acc([0])} }}
   {f'dw[b * K + j] = ({ot})sw;' if has_w else ''}
   {f'db[b * K + j] = ({ot})sb;' if has_b else ''}
 }}"""
@@ -537,14 +546,16 @@ def gen_ln_wb(ct, idx_t, has_w, has_b, final):
 
 def gen_ln_wb_fin(ct, idx_t, has_w, has_b):
     a = acc_of(ct)[0] if ct != "half" else "float"
+    sw = "sw += pw[b * K + j] + pw[(b + 1) * K + j];" if has_w else ""
+    sb = "sb += pb[b * K + j] + pb[(b + 1) * K + j];" if has_b else ""
     src = f"""__kernel void ln_wb_fin(__global const {a}* pw, __global const {a}* pb, __global {ct}* dw,
                         __global {ct}* db, {idx_t} K, {idx_t} B) {{
   {idx_t} j = get_global_id(0);
   if (j >= K) return;
   {a} sw = 0, sb = 0;
-  for ({idx_t} b = 0; b < B; ++b) {{
-    {'sw += pw[b * K + j];' if has_w else ''} {'sb += pb[b * K + j];' if has_b else ''}
-  }}
+  {idx_t} b = 0;
+  for (; b + 2 <= B; b += 2) {{ {sw} {sb} }}
+  if (b < B) {{ {'sw += pw[b * K + j];' if has_w else ''} {'sb += pb[b * K + j];' if has_b else ''} }}
   {'dw[j] = (' + ct + ')sw;' if has_w else ''}
   {'db[j] = (' + ct + ')sb;' if has_b else ''}
 }}"""
@@ -601,7 +612,7 @@ def ln_blocks(device, M, K):
     """Row blocks for the dweight/dbias column sums: enough (column, block) work-items to fill the
     device, at least 32 rows a block; one block (no second pass) where the columns alone do."""
     target = device.compute_units * (256 if _cpu(device) else 1024)
-    B = max(1, min(-(-target // max(K, 1)), -(-M // 32)))
+    B = max(1, min(-(-target // max(K, 1)), -(-M // 32), 64))
     return B, -(-M // B)
 
 
