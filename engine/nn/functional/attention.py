@@ -33,6 +33,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise RuntimeError(f"Expected query and key to have the same embedding dimension, but got query "
                            f"{list(query.shape)} and key {list(key.shape)}")
     sc = 1.0 / math.sqrt(E) if scale is None else scale
+    if attn_mask is None and dropout_p <= 0 and not enable_gqa and query.dtype.is_floating_point \
+            and query.dtype is not D.float16 and L and key.shape[-2] and E:
+        # one node, the scale on the GEMMs and the causal mask in the softmax kernel (ops/attention.py)
+        from ...ops.attention import fused_attention
+        return fused_attention(query, key, value, sc, is_causal)
     if enable_gqa and query.dim() >= 3 and key.dim() >= 3:
         Hq, Hk, Hv = query.shape[-3], key.shape[-3], value.shape[-3]
         if Hq % Hk or Hq % Hv:

@@ -1,0 +1,86 @@
+"""Fused scaled-dot-product attention (no mask or causal, no dropout): one autograd node.
+
+forward:  P = softmax(scale * Q @ K^T  [causal: keys j <= query i])      O = P @ V
+backward: dV = P^T @ dO     dP = dO @ V^T     dS = P * (dP - rowsum(dP * P))
+          dQ = scale * dS @ K      dK = scale * dS^T @ Q
+The scale rides on the GEMMs' alpha and the mask inside the row kernels (runtime/attention.py),
+so no (L, S) pass is spent on them.  With create_graph the backward re-derives the gradients
+through the unfused differentiable formula (double backward works).
+"""
+import math
+
+from .. import dtypes as D
+from ..autograd import grad_mode as _gm
+from ..autograd.function import Function
+from ..runtime import attention as _rt
+from ..tensor import make
+from ._core import sum_to
+from .matmul import _gemm_raw
+
+
+def _t(x):
+    """Raw transposed view of the last two dims."""
+    nd = x.ndim
+    shp = x._shape[:nd - 2] + (x._shape[-1], x._shape[-2])
+    st = x._strides[:nd - 2] + (x._strides[-1], x._strides[-2])
+    return make(x._storage, shp, st, x._offset, x.dtype)
+
+
+def _acc(dt):
+    return "double" if dt is D.float64 else "float"
+
+
+class FusedAttention(Function):
+    node_name = "ScaledDotProductAttentionBackward0"
+
+    @staticmethod
+    def forward(ctx, q, k, v, scale, causal):
+        dev = q._storage.device
+        p = _gemm_raw(q, _t(k), alpha=scale)
+        L, S = p._shape[-2], p._shape[-1]
+        _rt.softmax_rows(dev, p._storage.buf, p._offset, p.numel() // S, S, L, int(causal), p.dtype.ctype,
+                         _acc(p.dtype))
+        out = _gemm_raw(p, v)
+        ctx.save_for_backward(q, k, v, p)
+        ctx.scale, ctx.causal = scale, causal
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        q, k, v, p = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        if _gm.is_grad_enabled():   # create_graph: differentiate the unfused formula
+            from ..autograd.engine import grad
+            out = reference_attention(q, k, v, ctx.scale, ctx.causal)
+            ins = [t for t, n in zip((q, k, v), need) if n]
+            gs = iter(grad(out, ins, g, create_graph=True, allow_unused=True))
+            return tuple(next(gs) if n else None for n in need[:3]) + (None, None)
+        dev = p._storage.device
+        L, S = p._shape[-2], p._shape[-1]
+        dq = dk = dv = None
+        if need[2]:
+            dv = sum_to(_gemm_raw(_t(p), g), v._shape)
+        if need[0] or need[1]:
+            dp = _gemm_raw(g, _t(v))
+            _rt.softmax_rows_backward(dev, dp._storage.buf, dp._offset, p._storage.buf, p._offset, p.numel() // S,
+                                      S, L, int(ctx.causal), p.dtype.ctype, _acc(p.dtype))
+            if need[0]:
+                dq = sum_to(_gemm_raw(dp, k, alpha=ctx.scale), q._shape)
+            if need[1]:
+                dk = sum_to(_gemm_raw(_t(dp), q, alpha=ctx.scale), k._shape)
+        return dq, dk, dv, None, None
+
+
+def reference_attention(q, k, v, scale, causal):
+    """The unfused formula in differentiable Tensor ops (double backward, tests)."""
+    s = q.matmul(k.transpose(-2, -1)) * scale
+    if causal:
+        L, S = s.shape[-2], s.shape[-1]
+        keep = s.new_ones((L, S), dtype=D.bool_).tril()
+        s = s.masked_fill(keep.logical_not(), float("-inf"))
+    return s.softmax(-1).matmul(v)
+
+
+def fused_attention(q, k, v, scale=None, causal=False):
+    sc = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    return FusedAttention.apply(q, k, v, sc, bool(causal))

@@ -1,0 +1,103 @@
+"""Row kernels of fused attention (engine/ops/attention.py): a causal-aware softmax over the score
+rows, in place, and its backward, in place over dP.
+
+With the scale folded into the GEMMs' alpha, attention is two GEMMs and one pass over the
+(batch, L, S) scores forward, four GEMMs and one pass backward.  The unfused path (matmul, *scale,
+masked_fill, softmax, and their backwards) makes ~10 passes over that block; at GPT-step sizes
+(384 x 256 x 256 floats = 100 MB) each pass is ~30 us on an H200.
+
+One work-group per row; work-items stride over the row (coalesced), two local-memory tree
+reductions (max, then sum of exp) forward, one (dot(dP, P)) backward.  Causal rows (key j allowed
+for query i when j <= i, torch's top-left aligned tril) only read their allowed prefix.
+"""
+import numpy as np
+
+from .launch import launch
+
+
+def _source(ct, acc, wg, bwd):
+    dbl = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if "double" in (ct, acc) else ""
+    head = f"""{dbl}typedef {ct} T;
+typedef {acc} ACC;
+#define WG {wg}
+inline ACC red_max(__local ACC* r, ACC v, int lid) {{
+    r[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WG / 2; s > 0; s >>= 1) {{
+        if (lid < s) r[lid] = fmax(r[lid], r[lid + s]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }}
+    ACC out = r[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return out;
+}}
+inline ACC red_sum(__local ACC* r, ACC v, int lid) {{
+    r[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WG / 2; s > 0; s >>= 1) {{
+        if (lid < s) r[lid] += r[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }}
+    ACC out = r[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return out;
+}}
+"""
+    if not bwd:
+        body = """
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void attn_softmax(__global T* x, const long off, const int S, const int L, const int causal) {
+    __local ACC r[WG];
+    const int row = get_group_id(0), lid = get_local_id(0);
+    __global T* p = x + off + (long)row * S;
+    const int lim = causal ? min(S, row % L + 1) : S;
+    ACC m = -INFINITY;
+    for (int j = lid; j < lim; j += WG) m = fmax(m, (ACC)p[j]);
+    m = red_max(r, m, lid);
+    ACC s = 0;
+    for (int j = lid; j < lim; j += WG) s += exp((ACC)p[j] - m);
+    s = red_sum(r, s, lid);
+    const ACC inv = (ACC)1 / s;
+    for (int j = lid; j < S; j += WG) p[j] = (T)(j < lim ? exp((ACC)p[j] - m) * inv : (ACC)0);
+}
+"""
+    else:
+        body = """
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void attn_softmax_bwd(__global T* dp, const long dp_off, __global const T* pr, const long p_off,
+                      const int S, const int L, const int causal) {
+    __local ACC r[WG];
+    const int row = get_group_id(0), lid = get_local_id(0);
+    __global T* g = dp + dp_off + (long)row * S;
+    __global const T* p = pr + p_off + (long)row * S;
+    const int lim = causal ? min(S, row % L + 1) : S;
+    ACC d = 0;
+    for (int j = lid; j < lim; j += WG) d += (ACC)g[j] * (ACC)p[j];
+    d = red_sum(r, d, lid);
+    for (int j = lid; j < S; j += WG) g[j] = (T)(j < lim ? (ACC)p[j] * ((ACC)g[j] - d) : (ACC)0);
+}
+"""
+    return head + body
+
+
+def _wg(device):
+    return 128 if not device.is_cpu else 16
+
+
+def softmax_rows(device, buf, off, rows, S, L, causal, ct, acc):
+    """In place: each of `rows` contiguous rows of S values becomes its (causal) softmax."""
+    wg = _wg(device)
+    knl = device.programs.kernel(("attn_softmax", ct, acc, wg),
+                                 lambda: (_source(ct, acc, wg, False), "attn_softmax"))
+    launch(device, knl, (rows * wg,), (wg,), [buf, np.int64(off), np.int32(S), np.int32(L), np.int32(causal)],
+           "attn_softmax")
+
+
+def softmax_rows_backward(device, dp_buf, dp_off, p_buf, p_off, rows, S, L, causal, ct, acc):
+    """In place over dP: dS = P * (dP - rowsum(dP * P)) (zero where causal masks)."""
+    wg = _wg(device)
+    knl = device.programs.kernel(("attn_softmax_bwd", ct, acc, wg),
+                                 lambda: (_source(ct, acc, wg, True), "attn_softmax_bwd"))
+    launch(device, knl, (rows * wg,), (wg,),
+           [dp_buf, np.int64(dp_off), p_buf, np.int64(p_off), np.int32(S), np.int32(L), np.int32(causal)],
+           "attn_softmax_backward")
