@@ -55,7 +55,6 @@ class CrossEntropyIdx(Function):
             fill_raw(loss, 0), fill_raw(lse, float("-inf")), fill_raw(wrow, 0)
         elif M:
             _rows.ce_fwd(dev, x, cdim, t, weight, ignore_index, loss, lse, wrow, _ix._err_buf(dev))
-            raise_if_oob(dev, _target_oob)
         den = None
         if reduction != "none":
             out = empty((), x.dtype, dev)
@@ -65,6 +64,8 @@ class CrossEntropyIdx(Function):
                 den = None
         else:
             out = loss
+        if M and x._shape[cdim]:   # after the reduction is queued: the flag read waits for both
+            raise_if_oob(dev, _target_oob)
         ctx.save_for_backward(x, t, lse, wrow, den)
         ctx.cdim, ctx.ignore_index = cdim, ignore_index
         return out

@@ -44,8 +44,16 @@ def _ext(src):
     return src
 
 
-# tests set this to run the GPU layouts (online statistics, 4-wide loads) on a CPU device
+# tests set this (force_gpu_paths) to run the GPU layouts (online statistics, 4-wide loads) on a CPU
 FORCE_GPU_PATHS = [False]
+
+
+def force_gpu_paths(on):
+    """Use the GPU launch layouts on every device (tests); returns the previous setting."""
+    old = FORCE_GPU_PATHS[0]
+    FORCE_GPU_PATHS[0] = bool(on)
+    _plans.clear()
+    return old
 
 
 def _cpu(device):
@@ -78,7 +86,7 @@ def plan(device, M, K, contig):
 # ---- geometry ---------------------------------------------------------------------------------
 class Geom:
     """Rows along `dim` of `shape`, for row tensors given as (offset, strides) pairs."""
-    __slots__ = ("M", "K", "kshape", "kst", "rst", "offs")
+    __slots__ = ("M", "K", "kshape", "kst", "rst", "offs", "it", "stat", "tail")
 
     def __init__(self, shape, dim, tens):
         kept = [d for d in range(len(shape)) if d != dim]
@@ -87,6 +95,7 @@ class Geom:
         self.K = shape[dim] if len(shape) else 1
         self.rst = [st[dim] if len(shape) else 0 for _, st in tens]
         self.offs = [o for o, _ in tens]
+        self.stat = self.it = self.tail = None
         M = 1
         for s in self.kshape:
             M *= s
@@ -101,12 +110,19 @@ class Geom:
         return all((o - o0) % 4 == 0 and all((a - b) % 4 == 0 for a, b in zip(ks, k0))
                    for o, ks in zip(self.offs, self.kst))
 
-    def args(self, it, bufs):
+    def args(self, it, bufs, offs):
+        """Kernel arguments: per row tensor its buffer, offset (this call's), kept and row strides; then
+        the kept sizes, M, K.  Everything but buffers and offsets is built once per plan."""
+        if self.stat is None or self.it is not it:
+            self.it = it
+            self.stat = [[it(s) for s in ks] + [it(rs)] for ks, rs in zip(self.kst, self.rst)]
+            self.tail = [it(n) for n in self.kshape] + [it(self.M), it(self.K)]
         out = []
-        for b, o, ks, rs in zip(bufs, self.offs, self.kst, self.rst):
-            out += [b, it(o), *(it(s) for s in ks), it(rs)]
-        out += [it(n) for n in self.kshape]
-        return out + [it(self.M), it(self.K)]
+        for b, o, st in zip(bufs, offs, self.stat):
+            out.append(b)
+            out.append(it(o))
+            out += st
+        return out + self.tail
 
 
 def _idx(big):
@@ -235,7 +251,6 @@ _plans = {}
 
 
 def _cached(key, make):
-    key = (key, FORCE_GPU_PATHS[0])
     pl = _plans.get(key)
     if pl is None:
         if len(_plans) > 4096:
@@ -325,8 +340,7 @@ def softmax_fwd(device, x, dim, out, log):
     if pl is None:
         return
     knl, geom, it, gs, ls = pl
-    geom.offs = [x._offset, out._offset]
-    launch(device, knl, gs, ls, geom.args(it, [x._storage.buf, out._storage.buf]),
+    launch(device, knl, gs, ls, geom.args(it, (x._storage.buf, out._storage.buf), (x._offset, out._offset)),
            "log_softmax" if log else "softmax")
 
 
@@ -341,8 +355,8 @@ def softmax_bwd(device, y, g, dim, dx, log):
     if pl is None:
         return
     knl, geom, it, gs, ls = pl
-    geom.offs = [y._offset, g._offset, dx._offset]
-    launch(device, knl, gs, ls, geom.args(it, [y._storage.buf, g._storage.buf, dx._storage.buf]),
+    launch(device, knl, gs, ls, geom.args(it, (y._storage.buf, g._storage.buf, dx._storage.buf),
+                                          (y._offset, g._offset, dx._offset)),
            "log_softmax_backward" if log else "softmax_backward")
 
 
@@ -427,9 +441,8 @@ def ce_fwd(device, x, dim, target, weight, ignore_index, loss, lse, wrow, err):
     if pl is None:
         return False
     knl, geom, it, gs, ls = pl
-    geom.offs = [x._offset]
     w = weight if hw else x
-    launch(device, knl, gs, ls, geom.args(it, [x._storage.buf]) + [
+    launch(device, knl, gs, ls, geom.args(it, (x._storage.buf,), (x._offset,)) + [
         target._storage.buf, it(target._offset), w._storage.buf, it(w._offset), loss._storage.buf,
         lse._storage.buf, wrow._storage.buf, np.int64(ignore_index), err], "cross_entropy")
     return True
@@ -458,9 +471,8 @@ def ce_bwd(device, x, dim, target, lse, wrow, g, g_stride, den, dx):
     if pl is None:
         return
     knl, geom, it, gs, ls = pl
-    geom.offs = [x._offset, dx._offset]
     d = den if mean else g
-    launch(device, knl, gs, ls, geom.args(it, [x._storage.buf, dx._storage.buf]) + [
+    launch(device, knl, gs, ls, geom.args(it, (x._storage.buf, dx._storage.buf), (x._offset, dx._offset)) + [
         target._storage.buf, it(target._offset), lse._storage.buf, wrow._storage.buf, g._storage.buf,
         it(g._offset), it(g_stride), d._storage.buf], "cross_entropy_backward")
 
@@ -562,50 +574,36 @@ def gen_ln_wb_fin(ct, idx_t, has_w, has_b):
     return _ext(src)
 
 
-def ln_fwd(device, x, M, K, w, b, y, mean, rstd, eps):
-    ct = x.dtype.ctype
-    hw, hb = w is not None, b is not None
-    tens = [(x._offset, (K, 1)), (y._offset, (K, 1))] + ([(w._offset, (0, 1))] if hw else []) + \
-        ([(b._offset, (0, 1))] if hb else [])
-    big = _big(x, y) or M * K >= 2**31
-    key = (device, "lnf", M, K, tuple(o % 4 for o, _ in tens), ct, hw, hb, big)
-
-    def make():
-        geom = Geom((M, K), 1, tens)
+def _ln_launch(device, kind, gen, name, M, K, rows_, consts, extra, flags):
+    """Launch an LN row kernel: rows_ are the (M, K) row tensors, consts the (K,) weight-like ones
+    (kept stride 0); extra the trailing arguments."""
+    ts = rows_ + consts
+    offs = [t._offset for t in ts]
+    big = M * K >= 2**31 or _big(*rows_)
+    key = (device, kind, M, K, tuple(o & 3 for o in offs), ts[0].dtype.ctype, flags, big)
+    pl = _plans.get(key)
+    if pl is None:
+        ct = ts[0].dtype.ctype
+        geom = Geom((M, K), 1, [(o, (K, 1)) for o in offs[:len(rows_)]] + [(o, (0, 1)) for o in offs[len(rows_):]])
         idx_t, it = _idx(big)
         mode, wg = plan(device, M, K, True)
         vec = _vec_ok(device, mode, geom, [ct])
-        knl = device.programs.kernel(("ln_fwd", ct, idx_t, mode, wg, vec, hw, hb), lambda: (gen_ln_fwd(
-            ct, len(geom.kshape), idx_t, mode, wg, True, vec, hw, hb), "ln_fwd"))
-        return knl, geom, it, _gsize(mode, wg, M), (wg,)
-    knl, geom, it, gs, ls = _cached(key, make)
-    geom.offs = [o for o, _ in tens]
-    bufs = [x._storage.buf, y._storage.buf] + ([w._storage.buf] if hw else []) + ([b._storage.buf] if hb else [])
-    anp = acc_of(ct)[1]
-    launch(device, knl, gs, ls, geom.args(it, bufs) + [mean._storage.buf, rstd._storage.buf, anp(eps)],
-           "native_layer_norm")
+        knl = device.programs.kernel((kind, ct, idx_t, mode, wg, vec, flags), lambda: (gen(
+            ct, len(geom.kshape), idx_t, mode, wg, True, vec, *flags), kind))
+        pl = _cached(key, lambda: (knl, geom, it, _gsize(mode, wg, M), (wg,)))
+    knl, geom, it, gs, ls = pl
+    launch(device, knl, gs, ls, geom.args(it, [t._storage.buf for t in ts], offs) + extra, name)
+
+
+def ln_fwd(device, x, M, K, w, b, y, mean, rstd, eps):
+    consts = ([w] if w is not None else []) + ([b] if b is not None else [])
+    _ln_launch(device, "ln_fwd", gen_ln_fwd, "native_layer_norm", M, K, [x, y], consts,
+               [mean._storage.buf, rstd._storage.buf, acc_of(x.dtype.ctype)[1](eps)], (w is not None, b is not None))
 
 
 def ln_bwd_dx(device, g, x, M, K, w, mean, rstd, dx):
-    ct = x.dtype.ctype
-    hw = w is not None
-    tens = [(g._offset, (K, 1)), (x._offset, (K, 1)), (dx._offset, (K, 1))] + ([(w._offset, (0, 1))] if hw else [])
-    big = _big(g, x, dx) or M * K >= 2**31
-    key = (device, "lnb", M, K, tuple(o % 4 for o, _ in tens), ct, hw, big)
-
-    def make():
-        geom = Geom((M, K), 1, tens)
-        idx_t, it = _idx(big)
-        mode, wg = plan(device, M, K, True)
-        vec = _vec_ok(device, mode, geom, [ct])
-        knl = device.programs.kernel(("ln_bwd", ct, idx_t, mode, wg, vec, hw), lambda: (gen_ln_bwd(
-            ct, len(geom.kshape), idx_t, mode, wg, True, vec, hw), "ln_bwd"))
-        return knl, geom, it, _gsize(mode, wg, M), (wg,)
-    knl, geom, it, gs, ls = _cached(key, make)
-    geom.offs = [o for o, _ in tens]
-    bufs = [g._storage.buf, x._storage.buf, dx._storage.buf] + ([w._storage.buf] if hw else [])
-    launch(device, knl, gs, ls, geom.args(it, bufs) + [mean._storage.buf, rstd._storage.buf],
-           "native_layer_norm_backward")
+    _ln_launch(device, "ln_bwd", gen_ln_bwd, "native_layer_norm_backward", M, K, [g, x, dx],
+               [w] if w is not None else [], [mean._storage.buf, rstd._storage.buf], (w is not None,))
 
 
 def ln_blocks(device, M, K):

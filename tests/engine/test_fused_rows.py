@@ -17,9 +17,9 @@ from .helpers import check_op, fp64, rand
 
 @pytest.fixture(params=["native", "gpu_layouts"], autouse=True)
 def paths(request):
-    _rows.FORCE_GPU_PATHS[0] = request.param == "gpu_layouts"
+    old = _rows.force_gpu_paths(request.param == "gpu_layouts")
     yield request.param
-    _rows.FORCE_GPU_PATHS[0] = False
+    _rows.force_gpu_paths(old)
 
 
 def _kernels(fn):
