@@ -66,6 +66,8 @@ TUNE = {
     "items_per_cu": 1024,   # GPU serial: strided rows get ~compute_units * this many work-items
     "cpu_groups_per_cu": 4,  # CPU vec (one work-item per group): work-groups per compute unit
     "vec": 1,               # 0: never the vec kernel (the previous group kernel instead)
+    "cols_w": 4,            # GPU cols kernel: columns per work-item (0: the serial kernel instead)
+    "cpu_cols_w": 64,       # CPU cols kernel: columns per work-item (0: the serial kernel instead)
     "gpu_plan": 0,          # 1: plan as for a GPU on any device (tests run the GPU kernels on PoCL)
 }
 for _k in TUNE:
@@ -151,7 +153,7 @@ def _index_expr(prefix, nd, idx_t, var, strides=("s",)):
     return [" + ".join(t) for t in terms], lines
 
 
-def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, arg, aux_ct=None, unroll=1):
+def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, arg, aux_ct=None, unroll=1, width=4):
     """Source of kernel `red` (see the module docstring for the modes).  Every mode writes
     out[o_off + m*G + g] for row m, chunk g of G; chunk g covers j in [g*chunk, min(K, (g+1)*chunk))."""
     ident = _OPS[op][0]
@@ -201,6 +203,45 @@ def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, ar
         if arg:
             body.append("  out_idx[m * G + g] = ai;")
         body.append("}")
+        return _fp64("\n".join(line for line in body if line != ""))
+    if mode == "cols":
+        # one kept stride-1 dim, one reduced dim: work-item (b, g) = (gid % nb, gid / nb) reduces
+        # columns [b*W, b*W + W) over rows j of chunk g, reading each row's W adjacent elements
+        W = width
+        aux_c = f"{acc_ct} a = ({acc_ct})aux[aux_off + m0 + c];" if aux_ct else ""
+        body += [f"  {idx_t} gid = get_global_id(0), nb = (M + {W - 1}) / {W};", "  if (gid >= nb * G) return;",
+                 f"  {idx_t} b = gid % nb, g = gid / nb, m0 = b * {W};",
+                 f"  {idx_t} j = g * chunk, j_end = min(K, (g + 1) * chunk);",
+                 f"  {acc_ct} accs[{W}];", f"  long ais[{W}];" if arg else "",
+                 f"  for (int c = 0; c < {W}; ++c) {{ accs[c] = {ident};{' ais[c] = 0;' if arg else ''} }}",
+                 f"  if (m0 + {W} <= M{' && ((x_off | rs0) & 3) == 0' if W == 4 else ''}) {{"]
+        if W == 4:
+            # GPU: aligned 4-vectors through a T4 pointer (16-byte loads; other views take the
+            # scalar loop below), `unroll` rows in flight before they are folded (in row order)
+            body.append(f"    __global const {in_ct}4* X4 = (__global const {in_ct}4*)(x + x_off + m0);")
+            body.append(f"    {idx_t} rs4 = rs0 / 4;")
+        if W == 4 and unroll > 1:
+            body.append(f"    for (; j + {unroll - 1} < j_end; j += {unroll}) {{")
+            body += [f"      {in_ct}4 y{u} = X4[(j + {u}) * rs4];" for u in range(unroll)]
+            body += [f"      {{ int c = {c}; {aux_c} " + elem(f"y{u}.s{c}", "accs[c]", "ais[c]", f"j + {u}") + " }"
+                     for u in range(unroll) for c in range(4)]
+            body.append("    }")
+        body += [f"    for (; j < j_end; ++j) {{",
+                 f"      __global const {in_ct}* r = x + x_off + j * rs0 + m0;",
+                 f"      for (int c4 = 0; c4 < {W // 4}; ++c4) {{",
+                 f"        {in_ct}4 y = {'X4[j * rs4]' if W == 4 else 'vload4(c4, r)'};"]
+        for c in range(4):
+            body.append(f"        {{ int c = c4 * 4 + {c}; {aux_c} " + elem(f"y.s{c}", "accs[c]", "ais[c]", "j") + " }")
+        # constant trip counts with a guard (no loop over M - m0): the array stays in registers
+        body += ["      }", "    }", "  } else {",
+                 f"    for (; j < j_end; ++j) for (int c = 0; c < {W}; ++c) if (m0 + c < M) {{ {aux_c} "
+                 + elem("x[x_off + j * rs0 + m0 + c]", "accs[c]", "ais[c]", "j") + " }",
+                 "  }",
+                 f"  for (int c = 0; c < {W}; ++c) if (m0 + c < M) {{",
+                 f"    {acc_ct} acc = accs[c]; {aux_c}",
+                 f"    out[o_off + (m0 + c) * G + g] = ({out_ct})({post});",
+                 "    out_idx[(m0 + c) * G + g] = ais[c];" if arg else "",
+                 "  }", "}"]
         return _fp64("\n".join(line for line in body if line != ""))
     body += [f"  {idx_t} grp = get_group_id(0);", "  int lid = get_local_id(0);", *head]
     if mode == "vec":
@@ -300,18 +341,27 @@ def _pow2_le(n):
     return 1 << (max(1, n).bit_length() - 1)
 
 
-def _red_plan(device, M, K, contig, vec_ok):
-    """(mode, G, chunk, wg, unroll) of a plain reduction of M rows of K elements.
+def _red_plan(device, M, K, contig, vec_ok, cols_ok=False):
+    """(mode, G, chunk, wg, unroll, width) of a plain reduction of M rows of K elements.
 
     contig: the last reduced dim has stride 1; vec_ok: the reduced dims are one stride-1 dim of a
-    type with 4-vectors (not half), so the vec kernel can read the row."""
+    type with 4-vectors (not half), so the vec kernel can read the row; cols_ok: the kept dims are
+    one stride-1 dim and the reduced dims one strided dim (a column reduction), so the cols kernel
+    can read `width` adjacent rows (columns) at a time."""
     cu = device.compute_units
     U = max(1, TUNE["unroll"])
     M = max(M, 1)
     cdiv = lambda a, b: (a + b - 1) // b  # noqa: E731
+    width = 4
     if device.is_cpu and not TUNE["gpu_plan"]:
         wg = min(64, _pow2_le(device.max_work_group_size))
-        if K <= 32 or not contig or (M >= 4 * cu * wg and K <= 1024):
+        if cols_ok and K > 32 and TUNE["cpu_cols_w"] >= 4 and M >= 4:
+            # a CPU walks the rows of a column block: one work-item sums cpu_cols_w adjacent
+            # columns (a private array, vectorised by LLVM) over <= 256 rows
+            mode, wg, width = "cols", 4, TUNE["cpu_cols_w"] // 4 * 4
+            nb = cdiv(M, width)
+            G = max(1, min(cdiv(cu * 64, nb), K // 32), cdiv(K, 256))
+        elif K <= 32 or not contig or not (vec_ok and TUNE["vec"]) and M >= 4 * cu * wg and K <= 1024:
             # short rows, or many rows of <= 1 KB, or strided rows: one work-item each; a few long
             # rows are cut into chunks (neighbours still on neighbouring rows).  Strided rows get
             # chunks of <= 256 elements: a walk down a 4096-float column touches a new page per
@@ -341,6 +391,12 @@ def _red_plan(device, M, K, contig, vec_ok):
             while wg > 32 and wg >= 2 * K:
                 wg //= 2
             G = max(1, min(max(1, cu * 8 // M), K // (wg * 8)))
+        elif cols_ok and TUNE["cols_w"] >= 4 and M >= 4:
+            # a column reduction: work-item b walks columns 4b..4b+3 (a 4-vector per row), so a
+            # warp reads 512 adjacent bytes per row
+            mode, width = "cols", TUNE["cols_w"] // 4 * 4
+            nb = cdiv(M, width)
+            G = max(1, min(cdiv(cu * TUNE["items_per_cu"] // 2, nb), K // 32))
         else:
             # strided rows (a column sum): work-item m walks row m; coalesced across m
             mode = "serial"
@@ -351,7 +407,7 @@ def _red_plan(device, M, K, contig, vec_ok):
     if mode == "vec":
         chunk = cdiv(chunk, 4) * 4        # chunk boundaries stay 4-aligned within a row
     G = max(1, cdiv(K, chunk)) if K else 1
-    return mode, G, chunk, wg, U
+    return mode, G, chunk, wg, U, width
 
 
 class _Plan:
@@ -378,15 +434,18 @@ def _make_plan(device, op, x, red_dims, out_ct, acc_ct, pre, post, arg, aux_ct, 
     in_ct = x.dtype.ctype
     contig = rst[-1] == 1
     vec_ok = contig and len(rshape) == 1 and in_ct != "half"
-    mode, G, chunk, wg, U = _red_plan(device, M, K, contig, vec_ok)
-    U = U if mode == "vec" or (mode == "serial" and len(rshape) == 1 and K > 32) else 1
+    cols_ok = len(kshape) == 1 and kst[0] == 1 and len(rshape) == 1 and in_ct != "half"
+    mode, G, chunk, wg, U, width = _red_plan(device, M, K, contig, vec_ok, cols_ok)
+    width = width if mode == "cols" else 4
+    if not (mode == "vec" or (mode == "cols" and width == 4) or (mode == "serial" and len(rshape) == 1 and K > 32)):
+        U = 1
     dst_ct = acc_ct if G > 1 else out_ct
     pst = post if G == 1 else "acc"
     key = ("red", op, in_ct, acc_ct, dst_ct, len(kshape), len(rshape), idx_t, pre, pst, mode, wg, arg,
-           aux_ct, U)
+           aux_ct, U, width)
     pl = _Plan()
     pl.knl = device.programs.kernel(key, lambda: (gen_source(
-        op, in_ct, acc_ct, dst_ct, len(kshape), len(rshape), idx_t, pre, pst, mode, wg, arg, aux_ct, U),
+        op, in_ct, acc_ct, dst_ct, len(kshape), len(rshape), idx_t, pre, pst, mode, wg, arg, aux_ct, U, width),
         "red"))
     pl.M, pl.K, pl.G, pl.mode, pl.wg, pl.it, pl.acc_np = M, K, G, mode, wg, it, _NP[acc_ct]
     pl.geom = [it(v) for n, s in zip(kshape, kst) for v in (n, s)] + \
@@ -394,6 +453,9 @@ def _make_plan(device, op, x, red_dims, out_ct, acc_ct, pre, post, arg, aux_ct, 
     pl.tail = [it(M), it(K), it(chunk)]
     if mode == "serial":
         pl.gsize, pl.lsize = ((M * G + wg - 1) // wg * wg,), (wg,)
+    elif mode == "cols":
+        n = (M + width - 1) // width * G
+        pl.gsize, pl.lsize = ((n + wg - 1) // wg * wg,), (wg,)
     else:
         pl.gsize, pl.lsize = (M * G * wg,), (wg,)
     return pl

@@ -214,15 +214,26 @@ def test_plan_shapes():
     R._plans.clear()
     old = R.set_tuning(gpu_plan=1)
     try:
-        mode, G, chunk, wg, _ = R._red_plan(dev, 1, 1 << 20, True, True)
+        mode, G, chunk, wg, _, _ = R._red_plan(dev, 1, 1 << 20, True, True)
         assert mode == "vec" and G > 1 and chunk % 4 == 0 and wg > 1
-        mode, G, _, _, _ = R._red_plan(dev, 4096, 4096, False, False)
-        assert mode == "serial"
+        assert R._red_plan(dev, 4096, 4096, False, False)[0] == "serial"
+        assert R._red_plan(dev, 4096, 4096, False, False, True)[0] == "cols"
         assert R._red_plan(dev, 4096, 4096, True, True)[:2] == ("vec", 1)
         assert R._red_plan(dev, 4096, 4096, True, False)[0] == "group"
     finally:
         R.set_tuning(**old)
     if dev.is_cpu:
-        mode, G, chunk, wg, _ = R._red_plan(dev, 1, 1 << 20, True, True)
+        mode, G, chunk, wg, _, _ = R._red_plan(dev, 1, 1 << 20, True, True)
         assert (mode, wg) == ("vec", 1)
     _cmp(lambda t: t.sum(), x.numpy())
+
+
+def test_float16(plan):
+    from engine.runtime.device import default_device
+    if not default_device().fp16:
+        pytest.skip("device without cl_khr_fp16")
+    a = _data((5, 3001)).astype(np.float16)
+    for fn in (lambda t: t.sum(-1), lambda t: t.amax(0), lambda t: t.argmax(), lambda t: t.mean()):
+        mine, ref = fn(engine.tensor(a)), fn(torch.from_numpy(a))
+        np.testing.assert_allclose(mine.numpy().astype(np.float32), ref.numpy().astype(np.float32), rtol=2e-3,
+                                   atol=2e-2)
