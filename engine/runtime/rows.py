@@ -147,7 +147,10 @@ class Kern:
     def head(self, extra_params):
         it, a = self.it, self.a
         L = [*self.pre, f"__kernel void {self.name}({', '.join(self.params + extra_params)}) {{"]
-        if self.mode == "serial":
+        if self.mode == "flat":   # one work-item per element (no row reduction): (j, m) = global id
+            L += [f"  {it} m = get_global_id(1), j = get_global_id(0);", "  if (j >= K) return;",
+                  "  const int lid = 0;"]
+        elif self.mode == "serial":
             L += [f"  {it} m = get_global_id(0);", "  if (m >= M) return;", "  const int lid = 0;"]
         else:
             L += [f"  {it} m = get_group_id(0);", "  const int lid = get_local_id(0);",
@@ -184,6 +187,8 @@ class Kern:
     def loop(self, body, vbody=None):
         """Lines running `body` for every j of the row (vbody for aligned 4-wide chunks)."""
         it, wg = self.it, self.wg
+        if self.mode == "flat":
+            return [f"  {{ {body} }}"]
         if self.mode == "serial":
             return [f"  for ({it} j = 0; j < K; ++j) {{ {body} }}"]
         if not self.vec or vbody is None:
@@ -195,7 +200,7 @@ class Kern:
     def reduce(self, vars_, combine):
         """Combine per-lane values of vars_ (1 or 2 names) over the work-group; every lane gets the result.
         combine: C statement using u0/u1 (other lane's values), w0/w1 (own), writing r0/r1."""
-        if self.mode == "serial":
+        if self.mode in ("serial", "flat"):
             return []
         a, wg = self.a, self.wg
         L = [f"  sh{i}[lid] = {v};" for i, v in enumerate(vars_)]
@@ -313,8 +318,10 @@ def gen_softmax_bwd(ct, nk, idx_t, mode, wg, contig, vec, log):
     return k.source([], B)
 
 
-def _row_plan(device, kind, shape, dim, tens, flags, gen):
-    """Shared planning: geometry, mode, vec, kernel; returns (knl, geom, it, gsize, lsize)."""
+def _row_plan(device, kind, shape, dim, tens, flags, gen, flat_on_cpu=False):
+    """Shared planning: geometry, mode, vec, kernel; returns (knl, geom, it, gsize, lsize).
+    flat_on_cpu: a kernel without row reductions runs one work-item per element on CPUs (PoCL
+    vectorises across work-items, not along a loop inside one)."""
     geom = Geom(shape, dim, [(t._offset, t._strides) for t in tens])
     if geom.M == 0 or geom.K == 0:
         return None
@@ -322,9 +329,13 @@ def _row_plan(device, kind, shape, dim, tens, flags, gen):
     idx_t, it = _idx(big)
     contig = geom.contig()
     mode, wg = plan(device, geom.M, geom.K, contig)
+    if flat_on_cpu and _cpu(device):
+        mode = "flat"
     vec = _vec_ok(device, mode, geom, [t.dtype.ctype for t in tens])
     key = (kind, tuple(t.dtype.ctype for t in tens), len(geom.kshape), idx_t, mode, wg, contig, vec, flags)
     knl = device.programs.kernel(key, lambda: (gen(len(geom.kshape), idx_t, mode, wg, contig, vec), kind))
+    if mode == "flat":
+        return knl, geom, it, ((geom.K + wg - 1) // wg * wg, geom.M), (wg, 1)
     return knl, geom, it, _gsize(mode, wg, geom.M), (wg,)
 
 
@@ -467,7 +478,8 @@ def ce_bwd(device, x, dim, target, lse, wrow, g, g_stride, den, dx):
            _big(x, dx))
     pl = _cached(key, lambda: _row_plan(
         device, "ce_bwd", x._shape, dim, [x, dx], (mean,),
-        lambda nk, idx_t, mode, wg, contig, vec: gen_ce_bwd(ct, nk, idx_t, mode, wg, contig, vec, mean)))
+        lambda nk, idx_t, mode, wg, contig, vec: gen_ce_bwd(ct, nk, idx_t, mode, wg, contig, vec, mean),
+        flat_on_cpu=True))
     if pl is None:
         return
     knl, geom, it, gs, ls = pl
