@@ -220,11 +220,13 @@ def _run(roots, retain_graph, create_graph, capture, accumulate):
     prev = _state.enabled
     _state.enabled = bool(create_graph)
     recorders = list(_recorders)
+    heappush, heappop = heapq.heappush, heapq.heappop
+    acc_cls = AccumulateGrad
     try:
         while heap:
-            node = heapq.heappop(heap)[2]
+            node = heappop(heap)[2]
             grads = buffers.pop(node)
-            if type(node) is AccumulateGrad:
+            if type(node) is acc_cls:
                 g = grads[0]
                 grads[0] = None
                 if g is None:
@@ -267,11 +269,14 @@ def _run(roots, retain_graph, create_graph, capture, accumulate):
                             c = capture[key]
                             capture[key] = g if c is None else c + g
             nexts = node.next_functions
-            run = False
-            for g in grads:
-                if g is not None:
-                    run = True
-                    break
+            if len(grads) == 1:
+                run = grads[0] is not None
+            else:
+                run = False
+                for g in grads:
+                    if g is not None:
+                        run = True
+                        break
             if run and needed is not None:
                 run = False
                 for nx, _ in nexts:
@@ -295,10 +300,9 @@ def _run(roots, retain_graph, create_graph, capture, accumulate):
                     _record(recorders, node, grads, out)
                 if not retain_graph and node._saved:
                     node._saved = FREED
-            k = 0
-            for nxt, nr in nexts:
+            grads = None  # (the incoming gradients can be freed, or added into in place, from here on)
+            for k, (nxt, nr) in enumerate(nexts):
                 if nxt is None or (needed is not None and nxt not in needed):
-                    k += 1
                     continue
                 buf = buffers.get(nxt)
                 if buf is None:
@@ -307,12 +311,18 @@ def _run(roots, retain_graph, create_graph, capture, accumulate):
                     g = out[k]
                     if g is not None:
                         c = buf[nr]
-                        buf[nr] = g if c is None else c + g
-                k += 1
+                        if c is None:
+                            buf[nr] = g
+                        elif (create_graph or c._rg or c.dtype is not g.dtype or c._shape != g._shape
+                              or _getrefcount(c) != 3 or _getrefcount(c._storage) != 2):
+                            buf[nr] = c + g
+                        else:  # nothing else sees c (refcounts: buf, c, the argument): add in place
+                            c.add_(g)
+                        c = None
                 dn = deps[nxt] - 1
                 deps[nxt] = dn
                 if dn == 0:
-                    heapq.heappush(heap, (-nxt._seq, tick, nxt))
+                    heappush(heap, (-nxt._seq, tick, nxt))
                     tick += 1
     finally:
         _state.enabled = prev
@@ -345,11 +355,17 @@ def _call_backward(node, grads):
     saved = node._saved
     if saved is FREED:
         raise RuntimeError(FREED_MSG)
-    if node._materialize:
-        for i, g in enumerate(grads):
-            if g is None:
-                grads[i] = _zeros_for(node, i)
-    out = node._function.backward(node, *grads)
+    if len(grads) == 1:
+        g = grads[0]
+        if g is None and node._materialize:
+            g = grads[0] = _zeros_for(node, 0)
+        out = node._function.backward(node, g)
+    else:
+        if node._materialize:
+            for i, g in enumerate(grads):
+                if g is None:
+                    grads[i] = _zeros_for(node, i)
+        out = node._function.backward(node, *grads)
     if type(out) is not tuple:
         out = tuple(out) if isinstance(out, list) else (out,)
     if node._validate:

@@ -74,13 +74,14 @@ class Node:
 
 class AccumulateGrad(Node):
     """Sink node of a leaf tensor: adds the incoming gradient into `.grad`."""
-    __slots__ = ("variable", "_pre_hooks", "_hooks", "_metadata_dict", "__weakref__")
+    __slots__ = ("variable", "_pre_hooks", "_hooks", "_metadata_dict", "_edge", "__weakref__")
     _seq = ACCUMULATE_SEQ
 
     def __init__(self, variable):
         self.variable = variable
         self._pre_hooks = None
         self._hooks = None
+        self._edge = (self, 0)  # the (node, output_nr) edge every use of the leaf shares
 
 
 def accumulate_node(t):
@@ -278,7 +279,7 @@ def _edges(ctx, args, odt):
                     nf.append((fn, a._output_nr))
                 else:
                     acc = a._accum
-                    nf.append((acc if acc is not None else accumulate_node(a), 0))
+                    nf.append(acc._edge if acc is not None else accumulate_node(a)._edge)
             else:
                 nf.append(_NONE_EDGE)
             if a.dtype is not odt:
