@@ -16,9 +16,15 @@ d, whose host-BLAS path and bounds checks read results), and the ratio
 clgrad / PyTorch (lower is better; the issue's target is <= 1.5).  PyTorch runs on CUDA when clgrad's
 device is a GPU and torch.cuda is available, else on the CPU.  --profile adds cProfile's top functions
 (by own time) of one clgrad run of b, c and d.
+
+Python's cyclic GC matters here: every op leaves a few GC-tracked objects (node, tensors, tuples) alive
+until backward, and a full collection walks every tracked object of the process: ~40 k after
+`import engine`, ~180 k once torch is imported as well (100-170 ms a full collection on the 2-core
+EPYC under load).  --gc freeze/off show the cost without it.
 """
 import argparse
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -145,6 +151,9 @@ def main(argv=None):
     ap.add_argument("--only", default=None)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--gc", choices=("default", "freeze", "off"), default="default",
+                    help="freeze: gc.freeze() after the imports and set-up (the objects of the imported modules, "
+                         "torch's included, leave the full collections); off: no cyclic GC while timing")
     args = ap.parse_args(argv)
 
     import engine
@@ -164,7 +173,7 @@ def main(argv=None):
         if rt.is_gpu and torch.cuda.is_available():
             tdev, tsync = "cuda", torch.cuda.synchronize
     print(f"clgrad on {rt.name} ({rt.platform_name}); PyTorch on {tdev}; size {args.size}x{args.size}, "
-          f"n {args.n}, best of {args.reps}; load {os.getloadavg()[0]:.2f}")
+          f"n {args.n}, best of {args.reps}; gc {args.gc}; load {os.getloadavg()[0]:.2f}")
     only = args.only.split(",") if args.only else list(CASES)
     rows = []
     for name in only:
@@ -174,6 +183,10 @@ def main(argv=None):
         if name == "d":
             kw = {"nn": enn, "F": eF}
         erun, ops = fn(engine, args.n, args.size, None, **kw)
+        if args.gc == "freeze":
+            gc.freeze()
+        elif args.gc == "off":
+            gc.disable()
         e_us, e_host = best_time(erun, ops, esync, args.reps)
         py = None
         if name != "d":  # the same with kernel enqueues stubbed out: Python dispatch alone
