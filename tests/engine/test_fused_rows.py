@@ -127,6 +127,16 @@ def test_cross_entropy_weight_ignore(weighted, reduction):
                  rtol=1e-5, atol=1e-5)
 
 
+def test_cross_entropy_float64():
+    if not fp64():
+        pytest.skip("no float64")
+    x = rand((6, 1030), np.float64)
+    t = _targets(6, 1030, ignore=-100)
+    w = rand((1030,), np.float64, positive=True)
+    for red in ("mean", "none"):
+        check_op(lambda T, a: T.nn.functional.cross_entropy(a, T.tensor(t), T.tensor(w), reduction=red), x)
+
+
 def test_cross_entropy_noncontig_and_layouts():
     x = rand((6, 50))
     t = _targets(6, 50)
