@@ -77,7 +77,7 @@ def test_gemm_tuner_chooses_caches_and_persists(monkeypatch, tmp_path):
     data = json.loads((tmp_path / "gemm-tune.json").read_text())
     (table,) = data.values()
     (key, (cfg, splits)), = table.items()
-    assert key == "float|gg|64x32x1024|b1" and tuple(cfg) in gemm_tune.CANDIDATES and splits in (0, 1)
+    assert key.startswith("float|") and key.endswith("|64x32x1024|b1") and tuple(cfg) in gemm_tune.CANDIDATES and splits in (0, 1)
     with engine.profiler.profile() as prof:   # the choice is reused: one product, no timing runs
         engine.tensor(a) @ engine.tensor(b)
     assert len([r for r in prof.records if r["kind"] == "kernel"]) == (2 if splits else 1)
