@@ -17,6 +17,7 @@ _state = _gm.state
 _seq = itertools.count(1)
 _NONE_EDGE = (None, 0)
 _FALSES = {}
+_TPOS = {}
 
 # AccumulateGrad nodes run as soon as they are ready (PyTorch gives them the
 # highest priority), other nodes in decreasing creation order.
@@ -285,7 +286,8 @@ def _edges(ctx, args, odt):
             if a.dtype is not odt:
                 mixed = True
         elif tpos is None:
-            tpos = [j for j, b in enumerate(args) if isinstance(b, Tensor)]
+            tpos = tuple([j for j, b in enumerate(args) if isinstance(b, Tensor)])
+            tpos = _TPOS.setdefault(tpos, tpos)  # one shared tuple per pattern
     ctx.next_functions = tuple(nf)
     ctx._seq = next(_seq)
     mods = _state.modules

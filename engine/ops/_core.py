@@ -78,10 +78,19 @@ def check_dtype(dev, dt):
 def ew(op, expr, args, out_dtype, compute_dtype, out=None, preamble=""):
     """Elementwise kernel over broadcast `args` (Tensors or Python scalars): a new tensor."""
     cct = compute_dtype.ctype
-    if out is None and not preamble and len(args) == 2:
-        r = _fast2(op, expr, args[0], args[1], out_dtype, cct)
-        if r is not None:
-            return r
+    if out is None:
+        na = len(args)
+        if na == 2 and not preamble:
+            r = _fast2(op, expr, args[0], args[1], out_dtype, cct)
+            if r is not None:
+                return r
+        elif na == 1:
+            a = args[0]
+            if isinstance(a, Tensor):  # unary: nothing to broadcast or check
+                dev = a._storage.device
+                out = empty(a._shape, out_dtype, dev)
+                _ew.run(dev, op, expr, out, [a], [cct], preamble)
+                return out
     dev = device_of(args)
     shapes = [a._shape for a in args if isinstance(a, Tensor)]
     shape = broadcast_shapes(*shapes) if len(shapes) > 1 else shapes[0]

@@ -126,7 +126,7 @@ def _inplace_op(op, expr, fn):
 
 
 T = Tensor
-T.__add__ = _fast("add", "v1 + v2", lambda s, o: P.Add.apply(s, o, 1))
+T.__add__ = _fast("add", "v1 + v2", lambda s, o: P.Add.apply(s, o))
 T.__radd__ = T.__add__
 T.__sub__ = _fast("sub", "v1 - v2", P.sub)
 T.__rsub__ = _fast_rev("rsub", "v2 - v1", _rev(P.sub))
