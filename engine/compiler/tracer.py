@@ -27,6 +27,7 @@ from .. import dtypes as D
 from ..autograd import grad_mode as _gm
 from ..autograd.engine import grad as _autograd_grad
 from ..autograd.function import AccumulateGrad, Function
+from ..nn.modules import module as _mod
 from ..nn.modules.module import Module
 from ..runtime import device as _rdev
 from ..runtime import fusion as _fusion
@@ -192,6 +193,9 @@ class CompiledFunction:
         flat = []
         spec = _flatten((args, kwargs), flat)
         key = (_gm.state.enabled, _signature(flat), _hashable(spec), self._module_key())
+        if key[3] is not None and key[3][3]:
+            return self._eager(args, kwargs, "the module has forward/backward hooks (they run only eagerly); "
+                               "remove them to compile", key)
         ent = self._cache.get(key)
         if ent is None:
             if len(self._cache) >= self.cache_limit:
@@ -207,16 +211,20 @@ class CompiledFunction:
         m = self._module
         if m is None:
             return None
-        return (tuple(x.training for x in m.modules()),
+        mods = list(m.modules())
+        hooked = bool(_mod._global_pre_hooks or _mod._global_fwd_hooks) or any(
+            x._forward_hooks or x._forward_pre_hooks or x._backward_hooks or x._backward_pre_hooks for x in mods)
+        return (tuple(x.training for x in mods),
                 tuple((id(p._storage), p._rg) for p in m.parameters()),
-                tuple(id(b._storage) for b in m.buffers()))
+                tuple(id(b._storage) for b in m.buffers()), hooked)
 
     def _eager(self, args, kwargs, reason, key):
         if self.fullgraph:
             raise RuntimeError(f"engine.compile(fullgraph=True): cannot capture {self._name()}: {reason}")
-        self.reasons.append(reason)
-        if _debug() >= 1:
-            print(f"[clgrad] compile: {self._name()} runs eagerly: {reason}", file=sys.stderr)
+        if not self.reasons or self.reasons[-1] != reason:
+            self.reasons.append(reason)
+            if _debug() >= 1:
+                print(f"[clgrad] compile: {self._name()} runs eagerly: {reason}", file=sys.stderr)
         self.stats["eager_calls"] += 1
         return self._fn(*args, **kwargs)
 

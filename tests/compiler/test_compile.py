@@ -272,3 +272,19 @@ def test_compile_api():
     m = engine.compile(nn.Linear(2, 2))
     assert set(m.state_dict()) == {"_orig_mod.weight", "_orig_mod.bias"}
     assert m.in_features == 2
+
+
+def test_module_hooks_run_eagerly():
+    model = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+    c = engine.compile(model)
+    x = engine.randn(2, 3)
+    c(x)
+    c(x)
+    seen = []
+    h = model[0].register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    for _ in range(2):
+        np.testing.assert_allclose(c(x).detach().numpy(), model(x).detach().numpy())
+    assert len(seen) == 4 and "hooks" in c.explain()["reasons"][-1]
+    h.remove()
+    c(x)
+    assert c.explain()["replays"] == 2
