@@ -29,7 +29,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 VARIANTS = {
     "default": {},
-    "old": {"vec": 0, "unroll": 1},            # about the previous kernels (group kernel, no unroll)
+    "old": {"vec": 0, "unroll": 1, "cols_w": 0},   # about the previous kernels (group / serial, no unroll)
+    "cols0": {"cols_w": 0},                     # columns by the serial kernel (one column per work-item)
     "wg128": {"wg": 128},
     "wg512": {"wg": 512},
     "u1": {"unroll": 1},
@@ -41,7 +42,7 @@ VARIANTS = {
     "ipc2048": {"items_per_cu": 2048},
     "ipc4096": {"items_per_cu": 4096},
 }
-DEFAULT_VARIANTS = "default,old,wg128,wg512,u2,gpc4,gpc16,ipc2048,ipc4096"
+DEFAULT_VARIANTS = "default,old,cols0,wg128,wg512,u2,gpc4,gpc16,ipc2048,ipc4096"
 
 
 def main():
@@ -76,7 +77,7 @@ def main():
     names = list(VARIANTS) if args.variants == "all" else [v for v in args.variants.split(",") if v]
     variants = [(n, VARIANTS[n]) for n in names]
     if args.set:
-        variants.append(("set:" + args.set, {k: int(v) for k, v in (kv.split("=") for kv in args.set.split(","))}))
+        variants.append(("set", {k: int(v) for k, v in (kv.split("=") for kv in args.set.split(","))}))
 
     q = 4 if args.quick else 1
     n26, n24, s4, s8 = (1 << 26) // q // q, (1 << 24) // q // q, 4096 // q, 8192 // q

@@ -258,7 +258,8 @@ def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, ar
         if unroll > 1:
             body.append(f"  for (; q + {(unroll - 1) * wg} < qb; q += {unroll * wg}) {{")
             body += [f"    {in_ct}4 y{u} = X4[q + {u * wg}];" for u in range(unroll)]
-            body += ["    " + elem(f"y{u}.s{c}", f"acc{4 * u + c}", f"ai{4 * u + c}", f"(q + {u * wg}) * 4 + {c} - base")
+            body += ["    " + elem(f"y{u}.s{c}", f"acc{4 * u + c}", f"ai{4 * u + c}",
+                                  f"(q + {u * wg}) * 4 + {c} - base")
                      for u in range(unroll) for c in range(4)]
             body.append("  }")
         body += [f"  for (; q < qb; q += {wg}) {{", f"    {in_ct}4 y0 = X4[q];",
@@ -355,7 +356,7 @@ def _red_plan(device, M, K, contig, vec_ok, cols_ok=False):
     width = 4
     if device.is_cpu and not TUNE["gpu_plan"]:
         wg = min(64, _pow2_le(device.max_work_group_size))
-        if cols_ok and K > 32 and TUNE["cpu_cols_w"] >= 4 and M >= 4:
+        if cols_ok and K > 32 and TUNE["cpu_cols_w"] >= 4 and M >= 16:
             # a CPU walks the rows of a column block: one work-item sums cpu_cols_w adjacent
             # columns (a private array, vectorised by LLVM) over <= 256 rows
             mode, wg, width = "cols", 4, TUNE["cpu_cols_w"] // 4 * 4
@@ -377,6 +378,8 @@ def _red_plan(device, M, K, contig, vec_ok, cols_ok=False):
         else:
             mode = "group"
             G = max(1, min(max(1, cu * 8 // M), K // (wg * 8)))
+        if M * K < 1 << 18:
+            G = 1   # small: one launch (a second pass costs more host time than it saves)
     else:
         wg = min(_pow2_le(TUNE["wg"]), _pow2_le(device.max_work_group_size))
         if K <= 32:
