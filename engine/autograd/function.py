@@ -18,6 +18,8 @@ _seq = itertools.count(1)
 _NONE_EDGE = (None, 0)
 _FALSES = {}
 _TPOS = {}
+_NIG = {}
+_METAS = {}  # (shape, dtype, device) -> the _meta tuple of one-output nodes, shared
 
 # AccumulateGrad nodes run as soon as they are ready (PyTorch gives them the
 # highest priority), other nodes in decreasing creation order.
@@ -194,6 +196,16 @@ class _FunctionMeta(type):
             "setup_context" in b.__dict__ for b in cls.__mro__[1:-1] if b is not Function)
 
 
+def _intern(cache, t):
+    """One shared tuple per distinct value (fewer objects per node for the cyclic GC)."""
+    r = cache.get(t)
+    if r is None:
+        r = t
+        if len(cache) < 4096:
+            cache[t] = t
+    return r
+
+
 def _falses(n):
     r = _FALSES.get(n)
     if r is None:
@@ -230,7 +242,11 @@ class Function(metaclass=_FunctionMeta):
         if _state.enabled:
             nig = [isinstance(a, Tensor) and a._rg for a in args]
             need = True in nig
-            ctx.needs_input_grad = tuple(nig) if need else _falses(len(args))
+            if need:
+                nig = tuple(nig)
+                ctx.needs_input_grad = _intern(_NIG, nig)
+            else:
+                ctx.needs_input_grad = _falses(len(args))
             _state.enabled = False
             try:
                 if cls._custom_setup:
@@ -287,7 +303,7 @@ def _edges(ctx, args, odt):
                 mixed = True
         elif tpos is None:
             tpos = tuple([j for j, b in enumerate(args) if isinstance(b, Tensor)])
-            tpos = _TPOS.setdefault(tpos, tpos)  # one shared tuple per pattern
+            tpos = _intern(_TPOS, tpos)
     ctx.next_functions = tuple(nf)
     ctx._seq = next(_seq)
     mods = _state.modules
@@ -307,7 +323,13 @@ def _record1(ctx, args, o, d):
     non-differentiable."""
     odt = o.dtype
     _edges(ctx, args, odt)
-    ctx._meta = ((o._shape, odt, o._storage.device),)
+    key = (o._shape, odt, o._storage.device)
+    m = _METAS.get(key)
+    if m is None:
+        m = (key,)
+        if len(_METAS) < 4096:
+            _METAS[key] = m
+    ctx._meta = m  # shared: fewer objects per node for the cyclic GC to walk
     o0 = o
     for a in args:
         if o is a:  # forward returned an input: the output gets its own identity

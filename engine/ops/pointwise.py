@@ -55,7 +55,8 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, a, b, alpha=1):
-        ctx.shapes = (a._shape if _t(a) else None, b._shape if _t(b) else None)
+        ctx.sa = a._shape if _t(a) else None  # (two attributes, not a tuple: one object fewer per node)
+        ctx.sb = b._shape if _t(b) else None
         ctx.alpha = alpha
         dt = result_dtype(a, b)
         if alpha == 1:
@@ -65,7 +66,7 @@ class Add(Function):
 
     @staticmethod
     def backward(ctx, g):  # d(a + alpha*b) = (g, alpha*g)
-        sa, sb = ctx.shapes
+        sa, sb = ctx.sa, ctx.sb
         ga = sum_to(g, sa) if sa is not None and ctx.needs_input_grad[0] else None
         gb = None
         if sb is not None and ctx.needs_input_grad[1]:
@@ -78,7 +79,8 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, a, b, alpha=1):
-        ctx.shapes = (a._shape if _t(a) else None, b._shape if _t(b) else None)
+        ctx.sa = a._shape if _t(a) else None  # (two attributes, not a tuple: one object fewer per node)
+        ctx.sb = b._shape if _t(b) else None
         ctx.alpha = alpha
         if ((a.dtype is D.bool_) if _t(a) else isinstance(a, bool)) or (
                 (b.dtype is D.bool_) if _t(b) else isinstance(b, bool)):
@@ -92,7 +94,7 @@ class Sub(Function):
 
     @staticmethod
     def backward(ctx, g):  # d(a - alpha*b) = (g, -alpha*g)
-        sa, sb = ctx.shapes
+        sa, sb = ctx.sa, ctx.sb
         ga = sum_to(g, sa) if sa is not None and ctx.needs_input_grad[0] else None
         gb = sum_to(-g if ctx.alpha == 1 else g * (-ctx.alpha), sb) if sb is not None and ctx.needs_input_grad[1] else None
         return ga, gb
