@@ -1,7 +1,7 @@
 """Row kernels: softmax / log_softmax (forward and backward), cross-entropy over class indices
 (forward and backward), layer norm (forward, dx, dweight/dbias).  Each is ONE kernel over the rows
-of a tensor (layer-norm dweight/dbias: one column kernel, plus a tiny second pass when it splits
-the rows into blocks).
+of a tensor (layer-norm dweight/dbias: one column kernel; for narrow rows on GPUs plus a tiny
+second pass over blocks of rows).
 
 A "row" is the line of elements along one dim; the other (kept) dims are collapsed and every row
 tensor carries its own strides for them, so any strides work.  Launch layout:
@@ -23,10 +23,11 @@ kernel comes from L2, the row is at most a few tens of KB and in flight rows fit
   softmax bwd 4096x4096     read g, y 128 MB + write dx 64 MB        ~45 us
   layer_norm fwd 4096x4096  read 64 MB + write 64 MB (+ 32 KB stats) ~30 us
   layer_norm bwd dx         read g, x 128 MB + write dx 64 MB        ~45 us
-  layer_norm dw/db          read g, x 128 MB (mostly L2-cold)        ~30 us   (work-item per (column,
-                            block of ~125 rows), 33 blocks on 132 SMs; pass 2 reads 2 x 33 x 4096 x 4 B
-                            = 1 MB, ~2 us + a launch).  Backward = 3 launches on GPUs, 2 where one block
-                            of rows fills the device (CPUs at K >= 512).
+  layer_norm dw/db          read g, x 128 MB (mostly L2-cold)        ~30 us   one pass: work-groups of
+                            32 adjacent columns x 32 row lanes (128 groups of 1024 at K = 4096), lane sums
+                            meet in local memory; so the backward is 2 launches (dx, dw/db).  Narrow rows
+                            on GPUs (K < 16 x compute units, e.g. 768): (column, block of rows) partials
+                            + a tiny pass over the blocks (3 launches); CPUs: one block where it fills them.
   cross_entropy fwd 8192x50257   read 1.65 GB (per-row outputs 96 KB)   ~380 us
   cross_entropy bwd 8192x50257   read 1.65 GB + write 1.65 GB          ~770 us
   (PyTorch's cross_entropy = log_softmax + nll moves about 2x these bytes: it materialises the
@@ -620,6 +621,57 @@ def ln_bwd_dx(device, g, x, M, K, w, mean, rstd, dx):
                [w] if w is not None else [], [mean._storage.buf, rstd._storage.buf], (w is not None,))
 
 
+def gen_ln_wb_strip(ct, idx_t, has_w, has_b, rl):
+    """One pass, no partials: work-group = 32 adjacent columns x `rl` row lanes; lane r sums rows
+    r, r + rl, ... (4 at a time) of its column, then the rl lane sums meet in local memory.
+    A warp reads 32 adjacent columns of one row (coalesced)."""
+    a = acc_of(ct)[0] if ct != "half" else "float"
+
+    def row(u):
+        mm = f"(m + {u} * {rl})"
+        ld = f"{a} g{u} = ({a})g[g_o + {mm} * K + j];"
+        if has_w:
+            ld += f" {a} x{u} = (({a})x[x_o + {mm} * K + j] - ({a})mean[{mm}]) * ({a})rstd[{mm}];"
+        return ld
+
+    def acc(us):
+        w = " ".join(f"sw += g{u} * x{u};" for u in us) if has_w else ""
+        return w + " " + " ".join(f"sb += g{u};" for u in us)
+    src = f"""__kernel void ln_wb_strip(__global const {ct}* g, {idx_t} g_o, __global const {ct}* x, {idx_t} x_o,
+                          __global const {ct}* mean, __global const {ct}* rstd, __global {ct}* dw,
+                          __global {ct}* db, {idx_t} M, {idx_t} K) {{
+  const int c = get_local_id(0), r = get_local_id(1);
+  {idx_t} j = get_group_id(0) * 32 + c;
+  __local {a} shw[{rl}][33], shb[{rl}][33];
+  {a} sw = 0, sb = 0;
+  if (j < K) {{
+    {idx_t} m = r;
+    for (; m + {3 * rl} < M; m += {4 * rl}) {{ {" ".join(row(u) for u in range(4))} {acc(range(4))} }}
+    for (; m < M; m += {rl}) {{ {row(0)} {acc([0])} }}
+  }}
+  shw[r][c] = sw; shb[r][c] = sb;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = {rl} / 2; s > 0; s >>= 1) {{
+    if (r < s) {{ shw[r][c] += shw[r + s][c]; shb[r][c] += shb[r + s][c]; }}
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }}
+  if (r == 0 && j < K) {{
+    {f'dw[j] = ({ct})shw[0][c];' if has_w else ''}
+    {f'db[j] = ({ct})shb[0][c];' if has_b else ''}
+  }}
+}}"""
+    return _ext(src)
+
+
+def _strip_lanes(device, M, K):
+    """Row lanes of the one-pass strip kernel, or 0 where it would not fill the device: it needs
+    about one 32-column strip per compute unit (K >= 32 x compute units / 2) and rows to share."""
+    if _cpu(device) or -(-K // 32) * 2 < device.compute_units or M < 128:
+        return 0
+    rl = 1 << (min(1024, device.max_work_group_size) // 32).bit_length() - 1
+    return min(rl, 32)
+
+
 def ln_blocks(device, M, K):
     """Row blocks for the dweight/dbias column sums: enough (column, block) work-items to fill the
     device, at least 32 rows a block; one block (no second pass) where the columns alone do."""
@@ -634,6 +686,15 @@ def ln_bwd_wb(device, g, x, M, K, mean, rstd, dw, db, scratch):
     hw, hb = dw is not None, db is not None
     big = _big(g, x) or M * K >= 2**31
     idx_t, it = _idx(big)
+    rl = _strip_lanes(device, M, K)
+    if rl:
+        knl = device.programs.kernel(("ln_wb_strip", ct, idx_t, hw, hb, rl),
+                                     lambda: (gen_ln_wb_strip(ct, idx_t, hw, hb, rl), "ln_wb_strip"))
+        ow, ob = (dw if hw else db), (db if hb else dw)
+        launch(device, knl, (-(-K // 32) * 32, rl), (32, rl),
+               [g._storage.buf, it(g._offset), x._storage.buf, it(x._offset), mean._storage.buf, rstd._storage.buf,
+                ow._storage.buf, ob._storage.buf, it(M), it(K)], "layer_norm_weight_backward")
+        return
     B, R = ln_blocks(device, M, K)
     final = B == 1
     knl = device.programs.kernel(("ln_wb", ct, idx_t, hw, hb, final),
