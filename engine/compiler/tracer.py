@@ -351,6 +351,7 @@ class CompiledFunction:
         ent.n_before = n_before
         ent.n_after = len(fwd_steps) + len(bwd_steps or ())
         ent.fused = nfu1 + nfu2
+        rec.keep, rec.key_of, rec.alive = [], {}, set()   # the plans hold what they need
         self._cache[key] = ent
         self.last_entry = ent
         dt = time.perf_counter() - t0
