@@ -10,7 +10,11 @@ backward of a fixed upstream gradient (the loss itself for cross_entropy), gradi
 Columns: clgrad ms, torch ms, ratio = torch time / clgrad time (>= 0.8 is the target), clgrad's
 kernel time for one step from the OpenCL profiler ("kern", and the kernels' names with --verbose),
 and the bytes the step must move / clgrad's wall time (GB/s).  kern much smaller than the wall
-time means the step is host (dispatch) bound, not kernel bound."""
+time means the step is host (dispatch) bound, not kernel bound.
+
+Then (skip with --no-variants) clgrad's kernel time per step for the layout choices of
+runtime/rows.py (rows.tune): online vs two-sweep statistics, 4-wide loads on/off, layer-norm
+dweight/dbias in one strip pass vs row blocks + a second pass; the default is marked '*'."""
 import argparse
 import statistics
 import time
@@ -53,6 +57,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cpu", action="store_true", help="small sizes; torch on the CPU")
     ap.add_argument("--verbose", action="store_true", help="print the kernels of one clgrad step")
+    ap.add_argument("--no-variants", action="store_true", help="skip the layout comparison")
     ap.add_argument("--only", default="", help="comma list of case prefixes (softmax,log_softmax,layer_norm,ce)")
     args = ap.parse_args()
     cuda = torch.cuda.is_available() and not args.cpu
@@ -135,6 +140,49 @@ def main():
                   f"{nb / e * 1e-6:7.0f}", flush=True)
             if args.verbose:
                 print("    kernels:", ", ".join(res["names"]))
+    if not args.no_variants:
+        variants(R, K, N, C, tgt_np, edev, esync)
+
+
+def variants(R, K, N, C, tgt_np, edev, esync):
+    from engine.runtime import rows
+    x = engine.randn(R, K, device=edev, requires_grad=True)
+    w = engine.randn(K, device=edev, requires_grad=True)
+    b = engine.randn(K, device=edev, requires_grad=True)
+    g = engine.randn(R, K, device=edev)
+    xc = engine.randn(N, C, device=edev, requires_grad=True)
+    t = engine.tensor(tgt_np, device=edev)
+
+    def fb(f, params, gr):
+        def step():
+            for p in params:
+                p.grad = None
+            y = f()
+            y.backward(gr) if gr is not None else y.backward()
+        return step
+    cases = [
+        ("softmax fwd", lambda: x.detach().softmax(1), [{"online": None}, {"online": False}, {"vec": False}]),
+        ("softmax fwd+bwd", fb(lambda: x.softmax(1), [x], g), [{"online": None}, {"online": False},
+                                                              {"vec": False}]),
+        ("layer_norm fwd+bwd", fb(lambda: F.layer_norm(x, (K,), w, b), [x, w, b], g),
+         [{"ln_wb": None}, {"ln_wb": "strip"}, {"ln_wb": "blocks"}, {"vec": False}]),
+        ("cross_entropy fwd+bwd", fb(lambda: F.cross_entropy(xc, t), [xc], None),
+         [{"online": None}, {"online": False}, {"vec": False}]),
+    ]
+    print("\nclgrad kernel time per step (min of 5) by layout choice (runtime/rows.py TUNE); * = default")
+    for name, step, vs in cases:
+        parts = []
+        for v in vs:
+            old = rows.tune(**v)
+            try:
+                step()
+                esync()
+                kt = min(kernel_time(step, esync)[0] for _ in range(5))
+            finally:
+                rows.tune(**old)
+            label = ",".join(f"{k}={val}" for k, val in v.items() if val is not None) or "*"
+            parts.append(f"{label} {kt:.3f}")
+        print(f"  {name:24s} " + "   ".join(parts) + "  (ms)", flush=True)
 
 
 if __name__ == "__main__":

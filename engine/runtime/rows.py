@@ -51,6 +51,25 @@ def _ext(src):
 FORCE_GPU_PATHS = [False]
 
 
+# layout choices a probe may override to compare them on one device (benchmarks/probe_rows.py):
+#   "online": None (GPUs online, CPUs two sweeps) | True | False  -- softmax / cross-entropy statistics
+#   "ln_wb":  None (strip where it fills the device) | "strip" | "blocks"  -- layer-norm dweight/dbias
+#   "vec":    None (where aligned) | False  -- 4-wide loads
+TUNE = {"online": None, "ln_wb": None, "vec": None}
+
+
+def tune(**kw):
+    """Set TUNE entries (None restores the default choice); returns the previous values."""
+    old = {k: TUNE[k] for k in kw}
+    TUNE.update(kw)
+    _plans.clear()
+    return old
+
+
+def _online(device):
+    return (not _cpu(device)) if TUNE["online"] is None else TUNE["online"]
+
+
 def force_gpu_paths(on):
     """Use the GPU launch layouts on every device (tests); returns the previous setting."""
     old = FORCE_GPU_PATHS[0]
@@ -247,7 +266,8 @@ class Kern:
 
 
 def _vec_ok(device, mode, geom, cts):
-    return (not _cpu(device) and mode == "group" and geom.contig() and geom.aligned4()
+    return (TUNE["vec"] is not False and not _cpu(device) and mode == "group" and geom.contig()
+            and geom.aligned4()
             and all(c in ("float", "double") for c in cts) and len(set(cts)) == 1)
 
 
@@ -346,7 +366,7 @@ def softmax_fwd(device, x, dim, out, log):
     """out = softmax(x) (or log_softmax) along `dim`; out has x's shape, any strides."""
     key = (device, "sm", x._shape, x._strides, x._offset % 4, out._strides, out._offset % 4, dim, x.dtype.ctype,
            out.dtype.ctype, log, _big(x, out))
-    online = not _cpu(device)
+    online = _online(device)
     pl = _cached(key, lambda: _row_plan(
         device, "softmax", x._shape, dim, [x, out], (log, online),
         lambda nk, idx_t, mode, wg, contig, vec: gen_softmax_fwd(x.dtype.ctype, out.dtype.ctype, nk, idx_t, mode,
@@ -446,7 +466,7 @@ def ce_fwd(device, x, dim, target, weight, ignore_index, loss, lse, wrow, err):
     """Per-row loss, lse, weight of class-index cross entropy; x rows along `dim`, target/loss/lse/wrow
     contiguous in the order of x's other dims.  Out-of-range targets set the error flag `err`."""
     ct = x.dtype.ctype
-    online = not _cpu(device)
+    online = _online(device)
     hw = weight is not None
     key = (device, "cef", x._shape, x._strides, x._offset % 4, dim, ct, hw, _big(x))
     pl = _cached(key, lambda: _row_plan(
@@ -666,7 +686,8 @@ def gen_ln_wb_strip(ct, idx_t, has_w, has_b, rl):
 def _strip_lanes(device, M, K):
     """Row lanes of the one-pass strip kernel, or 0 where it would not fill the device: it needs
     about one 32-column strip per compute unit (K >= 32 x compute units / 2) and rows to share."""
-    if _cpu(device) or -(-K // 32) * 2 < device.compute_units or M < 128:
+    if TUNE["ln_wb"] == "blocks" or (TUNE["ln_wb"] is None and (
+            _cpu(device) or -(-K // 32) * 2 < device.compute_units or M < 128)):
         return 0
     rl = 1 << (min(1024, device.max_work_group_size) // 32).bit_length() - 1
     return min(rl, 32)
