@@ -374,6 +374,7 @@ def fmin(input, other):
 class Unary(Function):
     """Elementwise f(x) with f' given per op by `grad(x, out, g)`."""
     expr = None
+    grad_expr = None
     float_only = True
     save_out = False
 
@@ -396,12 +397,19 @@ class Unary(Function):
     @classmethod
     def backward(cls, ctx, g):
         (s,) = ctx.saved_tensors
+        ge = cls.grad_expr
+        if ge is not None and not state.enabled and s.dtype is g.dtype and g._shape == s._shape:
+            # no double backward to record: the formula as one kernel (v1 = g, v2 = the saved tensor)
+            return ew(cls.op + "_bwd", ge, [g, s], g.dtype, g.dtype)
         return cls.grad(s, g)
 
 
-def _unary(name, expr, grad, save_out=False, float_only=True, expr_for=None, node=None):
+def _unary(name, expr, grad, save_out=False, float_only=True, expr_for=None, node=None, grad_expr=None):
+    """grad(saved, g) is the differentiable backward formula; grad_expr, if given, the same formula as one
+    kernel expression of v1 = g and v2 = saved, used when the backward records no graph."""
     ns = {"op": name, "expr": expr, "save_out": save_out, "float_only": float_only,
-          "grad": staticmethod(grad), "node_name": node or f"{name.capitalize()}Backward0"}
+          "grad": staticmethod(grad), "node_name": node or f"{name.capitalize()}Backward0",
+          "grad_expr": grad_expr}
     if expr_for is not None:
         ns["expr_for"] = classmethod(lambda cls, dt: expr_for(dt))
     cls = type(name.capitalize(), (Unary,), ns)
@@ -427,7 +435,7 @@ log = _unary("log", "log(v1)", lambda x, g: g / x)                        # d lo
 log2 = _unary("log2", "log2(v1)", lambda x, g: g / (x * math.log(2)))
 log10 = _unary("log10", "log10(v1)", lambda x, g: g / (x * math.log(10)))
 log1p = _unary("log1p", "log1p(v1)", lambda x, g: g / (x + 1))
-sqrt = _unary("sqrt", "sqrt(v1)", lambda out, g: g / (out * 2), save_out=True)   # 1/(2 sqrt x)
+sqrt = _unary("sqrt", "sqrt(v1)", lambda out, g: g / (out * 2), save_out=True, grad_expr="v1 / (v2 * 2)")   # 1/(2 sqrt x)
 rsqrt = _unary("rsqrt", "rsqrt(v1)", lambda out, g: g * out * out * out * -0.5, save_out=True)
 sin = _unary("sin", "sin(v1)", lambda x, g: g * cos(x))
 cos = _unary("cos", "cos(v1)", lambda x, g: -g * sin(x))
@@ -437,8 +445,10 @@ acos = _unary("acos", "acos(v1)", lambda x, g: -g * rsqrt(1 - x * x))
 atan = _unary("atan", "atan(v1)", lambda x, g: g / (x * x + 1))
 sinh = _unary("sinh", "sinh(v1)", lambda x, g: g * cosh(x))
 cosh = _unary("cosh", "cosh(v1)", lambda x, g: g * sinh(x))
-tanh = _unary("tanh", "tanh(v1)", lambda out, g: g * (1 - out * out), save_out=True)  # 1 - tanh^2
-sigmoid = _unary("sigmoid", "1 / (1 + exp(-v1))", lambda out, g: g * out * (1 - out), save_out=True)
+tanh = _unary("tanh", "tanh(v1)", lambda out, g: g * (1 - out * out), save_out=True,
+              grad_expr="v1 * (1 - v2 * v2)")  # 1 - tanh^2
+sigmoid = _unary("sigmoid", "1 / (1 + exp(-v1))", lambda out, g: g * out * (1 - out), save_out=True,
+                 grad_expr="v1 * v2 * (1 - v2)")
 erf = _unary("erf", "erf(v1)", lambda x, g: g * _2_SQRT_PI * exp(-(x * x)))
 reciprocal = _unary("reciprocal", "1 / v1", lambda out, g: -g * out * out, save_out=True)
 neg = _unary("neg", "-v1", lambda x, g: -g, float_only=False)
@@ -448,11 +458,12 @@ abs = _unary("abs", "fabs(v1)", lambda x, g: g * sign(x), float_only=False,
 square = _unary("square", "v1 * v1", lambda x, g: g * 2 * x, float_only=False,
                 expr_for=lambda dt: "v1 * v1")
 relu = _unary("relu", "v1 > 0 ? v1 : 0", lambda out, g: g * (out > 0), save_out=True, float_only=False,
-              expr_for=lambda dt: "v1 > 0 ? v1 : 0")
+              expr_for=lambda dt: "v1 > 0 ? v1 : 0", grad_expr="v2 > 0 ? v1 : 0")
 relu6 = _unary("relu6", "clamp(v1, 0.0f, 6.0f)", lambda x, g: g * ((x > 0) & (x < 6)), float_only=False,
                expr_for=lambda dt: "v1 < 0 ? 0 : (v1 > 6 ? 6 : v1)")
 silu = _unary("silu", "v1 / (1 + exp(-v1))",
-              lambda x, g: g * sigmoid(x) * (1 + x * (1 - sigmoid(x))))   # s(x)(1 + x(1 - s(x)))
+              lambda x, g: g * sigmoid(x) * (1 + x * (1 - sigmoid(x))),
+              grad_expr="v1 * (1 / (1 + exp(-v2))) * (1 + v2 * (1 - 1 / (1 + exp(-v2))))")   # s(x)(1 + x(1 - s(x)))
 mish = _unary("mish", "v1 * tanh(v1 > 20 ? v1 : log1p(exp(v1)))",
               lambda x, g: g * (tanh(softplus(x)) + x * sigmoid(x) * (1 - tanh(softplus(x)) ** 2)))
 
@@ -510,6 +521,14 @@ class Gelu(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
+        if not state.enabled and x.dtype is g.dtype and x._shape == g._shape:  # one kernel (v1 = g, v2 = x)
+            if ctx.approx == "tanh":
+                t = f"tanh({_SQRT_2_PI} * (v2 + 0.044715 * v2 * v2 * v2))"
+                e = (f"v1 * (0.5 * (1 + {t}) + 0.5 * v2 * (1 - {t} * {t}) * {_SQRT_2_PI} "
+                     "* (1 + 0.134145 * v2 * v2))")
+                return ew("gelu_tanh_bwd", e, [g, x], g.dtype, g.dtype)
+            e = f"v1 * (0.5 * (1 + erf(v2 * {_SQRT1_2})) + v2 * exp(-0.5 * v2 * v2) * 0.3989422804014327)"
+            return ew("gelu_bwd", e, [g, x], g.dtype, g.dtype)
         if ctx.approx == "tanh":
             # u = k(x + 0.044715x^3); d = 0.5(1+tanh u) + 0.5x(1-tanh^2 u) k (1 + 3*0.044715 x^2)
             t = tanh(_SQRT_2_PI * (x + 0.044715 * x * x * x))
