@@ -13,8 +13,9 @@ and the bytes the step must move / clgrad's wall time (GB/s).  kern much smaller
 time means the step is host (dispatch) bound, not kernel bound.
 
 Then (skip with --no-variants) clgrad's kernel time per step for the layout choices of
-runtime/rows.py (rows.tune): online vs two-sweep statistics, 4-wide loads on/off, layer-norm
-dweight/dbias in one strip pass vs row blocks + a second pass; the default is marked '*'."""
+runtime/rows.py (rows.tune): online vs two-sweep statistics, 4-wide loads on/off, work-group size
+of the one-group-per-row kernels, layer-norm dweight/dbias in one strip pass vs row blocks + a
+second pass; the default is marked '*'."""
 import argparse
 import statistics
 import time
@@ -161,13 +162,16 @@ def variants(R, K, N, C, tgt_np, edev, esync):
             y.backward(gr) if gr is not None else y.backward()
         return step
     cases = [
-        ("softmax fwd", lambda: x.detach().softmax(1), [{"online": None}, {"online": False}, {"vec": False}]),
+        ("softmax fwd", lambda: x.detach().softmax(1), [{"online": None}, {"online": False}, {"vec": False},
+                                                        {"wg": 128}, {"wg": 512}, {"wg": 1024}]),
+        ("layer_norm fwd", lambda: F.layer_norm(x.detach(), (K,), w.detach(), b.detach()),
+         [{"vec": None}, {"vec": False}, {"wg": 128}, {"wg": 512}, {"wg": 1024}]),
         ("softmax fwd+bwd", fb(lambda: x.softmax(1), [x], g), [{"online": None}, {"online": False},
                                                               {"vec": False}]),
         ("layer_norm fwd+bwd", fb(lambda: F.layer_norm(x, (K,), w, b), [x, w, b], g),
          [{"ln_wb": None}, {"ln_wb": "strip"}, {"ln_wb": "blocks"}, {"vec": False}]),
         ("cross_entropy fwd+bwd", fb(lambda: F.cross_entropy(xc, t), [xc], None),
-         [{"online": None}, {"online": False}, {"vec": False}]),
+         [{"online": None}, {"online": False}, {"vec": False}, {"wg": 512}, {"wg": 1024}]),
     ]
     print("\nclgrad kernel time per step (min of 5) by layout choice (runtime/rows.py TUNE); * = default")
     for name, step, vs in cases:

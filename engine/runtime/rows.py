@@ -55,7 +55,8 @@ FORCE_GPU_PATHS = [False]
 #   "online": None (GPUs online, CPUs two sweeps) | True | False  -- softmax / cross-entropy statistics
 #   "ln_wb":  None (strip where it fills the device) | "strip" | "blocks"  -- layer-norm dweight/dbias
 #   "vec":    None (where aligned) | False  -- 4-wide loads
-TUNE = {"online": None, "ln_wb": None, "vec": None}
+#   "wg":     None | a power of two  -- work-group size of one-group-per-row kernels on GPUs
+TUNE = {"online": None, "ln_wb": None, "vec": None, "wg": None}
 
 
 def tune(**kw):
@@ -102,6 +103,8 @@ def plan(device, M, K, contig):
         return "serial", wg
     while wg > 32 and 4 * wg > K:   # a size class of the launch, not of the kernel source
         wg //= 2
+    if TUNE["wg"]:
+        wg = min(TUNE["wg"], 1 << (device.max_work_group_size.bit_length() - 1))
     return "group", wg
 
 
