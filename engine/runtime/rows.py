@@ -168,6 +168,7 @@ class Kern:
                             *(f"{idx_t} {n}_k{d}" for d in range(nk)), f"{idx_t} {n}_s"]
         self.params += [f"{idx_t} kn{d}" for d in range(nk)] + [f"{idx_t} M", f"{idx_t} K"]
         self.pre = []
+        self.shared = False   # local arrays, once a row reduction is emitted
 
     def head(self, extra_params):
         it, a = self.it, self.a
@@ -178,8 +179,9 @@ class Kern:
         elif self.mode == "serial":
             L += [f"  {it} m = get_global_id(0);", "  if (m >= M) return;", "  const int lid = 0;"]
         else:
-            L += [f"  {it} m = get_group_id(0);", "  const int lid = get_local_id(0);",
-                  f"  __local {a} sh0[{self.wg}], sh1[{self.wg}];"]
+            L += [f"  {it} m = get_group_id(0);", "  const int lid = get_local_id(0);"]
+            if self.shared:
+                L.append(f"  __local {a} sh0[{self.wg}], sh1[{self.wg}];")
         L.append(f"  {it} r_ = m;")
         idx = []
         for d in range(self.nk - 1, 0, -1):
@@ -227,6 +229,7 @@ class Kern:
         combine: C statement using u0/u1 (other lane's values), w0/w1 (own), writing r0/r1."""
         if self.mode in ("serial", "flat"):
             return []
+        self.shared = True
         a, wg = self.a, self.wg
         L = [f"  sh{i}[lid] = {v};" for i, v in enumerate(vars_)]
         L += ["  barrier(CLK_LOCAL_MEM_FENCE);", f"  for (int st_ = {wg} / 2; st_ > 0; st_ >>= 1) {{",
