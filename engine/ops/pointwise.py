@@ -3,6 +3,7 @@ import math
 
 from .. import dtypes as D
 from ..autograd.function import Function
+from ..runtime.launch import _REC
 from ..tensor import Tensor
 from ._core import ew, result_dtype, state, sum_to, to_float_dtype
 
@@ -371,6 +372,13 @@ def fmin(input, other):
 
 
 # ---- unary ----------------------------------------------------------------------
+def _fuse_grad(g, s):
+    """Whether a backward formula of g and the saved s may run as one hand-fused kernel: no graph to
+    record (no double backward) and no engine.compile trace running (its fusion pass fuses the
+    composite formula itself)."""
+    return not state.enabled and _REC[0] is None and s.dtype is g.dtype and g._shape == s._shape
+
+
 class Unary(Function):
     """Elementwise f(x) with f' given per op by `grad(x, out, g)`."""
     expr = None
@@ -398,7 +406,7 @@ class Unary(Function):
     def backward(cls, ctx, g):
         (s,) = ctx.saved_tensors
         ge = cls.grad_expr
-        if ge is not None and not state.enabled and s.dtype is g.dtype and g._shape == s._shape:
+        if ge is not None and _fuse_grad(g, s):
             # no double backward to record: the formula as one kernel (v1 = g, v2 = the saved tensor)
             return ew(cls.op + "_bwd", ge, [g, s], g.dtype, g.dtype)
         return cls.grad(s, g)
@@ -521,7 +529,7 @@ class Gelu(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        if not state.enabled and x.dtype is g.dtype and x._shape == g._shape:  # one kernel (v1 = g, v2 = x)
+        if _fuse_grad(g, x):  # one kernel (v1 = g, v2 = x)
             if ctx.approx == "tanh":
                 t = f"tanh({_SQRT_2_PI} * (v2 + 0.044715 * v2 * v2 * v2))"
                 e = (f"v1 * (0.5 * (1 + {t}) + 0.5 * v2 * (1 - {t} * {t}) * {_SQRT_2_PI} "
