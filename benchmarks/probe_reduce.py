@@ -31,6 +31,8 @@ VARIANTS = {
     "default": {},
     "old": {"vec": 0, "unroll": 1, "cols_w": 0},   # about the previous kernels (group / serial, no unroll)
     "cols0": {"cols_w": 0},                     # columns by the serial kernel (one column per work-item)
+    "onepass": {"onepass": 1},                  # full reductions in one launch (the last group folds)
+    "onepass_gpc16": {"onepass": 1, "groups_per_cu": 16},
     "wg128": {"wg": 128},
     "wg512": {"wg": 512},
     "u1": {"unroll": 1},
@@ -42,7 +44,7 @@ VARIANTS = {
     "ipc2048": {"items_per_cu": 2048},
     "ipc4096": {"items_per_cu": 4096},
 }
-DEFAULT_VARIANTS = "default,old,cols0,wg128,wg512,u2,gpc4,gpc16,ipc2048,ipc4096"
+DEFAULT_VARIANTS = "default,old,onepass,cols0,wg128,wg512,u2,gpc4,gpc16,ipc2048,ipc4096"
 
 
 def main():

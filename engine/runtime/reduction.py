@@ -45,7 +45,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .elementwise import collapse
-from .launch import launch
+from .launch import fill_buffer, launch
 from .memory import Storage
 
 # identity and combine step per reduction
@@ -68,6 +68,7 @@ TUNE = {
     "vec": 1,               # 0: never the vec kernel (the previous group kernel instead)
     "cols_w": 4,            # GPU cols kernel: columns per work-item (0: the serial kernel instead)
     "cpu_cols_w": 64,       # CPU cols kernel: columns per work-item (0: the serial kernel instead)
+    "onepass": 0,           # 1: GPU vec reductions of G > 1 chunks finish in one launch (last group folds)
     "gpu_plan": 0,          # 1: plan as for a GPU on any device (tests run the GPU kernels on PoCL)
 }
 for _k in TUNE:
@@ -153,7 +154,8 @@ def _index_expr(prefix, nd, idx_t, var, strides=("s",)):
     return [" + ".join(t) for t in terms], lines
 
 
-def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, arg, aux_ct=None, unroll=1, width=4):
+def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, arg, aux_ct=None, unroll=1, width=4,
+               onepass=False):
     """Source of kernel `red` (see the module docstring for the modes).  Every mode writes
     out[o_off + m*G + g] for row m, chunk g of G; chunk g covers j in [g*chunk, min(K, (g+1)*chunk))."""
     ident = _OPS[op][0]
@@ -168,6 +170,8 @@ def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, ar
         params.append("__global long* out_idx")
     if aux_ct:
         params.append(f"__global const {aux_ct}* aux, {idx_t} aux_off")
+    if onepass:
+        params.append(f"__global {acc_ct}* part, __global int* cnt")
     (kexpr,), klines = _index_expr("k", nk, idx_t, "m")
     (rexpr,), rlines = _index_expr("r", nr, idx_t, "j")
     aux_line = f"  {acc_ct} a = ({acc_ct})aux[aux_off + m];" if aux_ct else ""
@@ -277,20 +281,38 @@ def gen_source(op, in_ct, acc_ct, out_ct, nk, nr, idx_t, pre, post, mode, wg, ar
                  f"  for ({idx_t} j = g * chunk + lid; j < j_end; j += {wg}) {{", *("    " + line for line in rlines),
                  "    " + elem(f"x[base + {rexpr}]", "acc", "ai", "j"), "  }"]
     if wg > 1:
-        body += [f"  __local {acc_ct} sh[{wg}];", "  __local long shi[%d];" % wg if arg else "",
-                 "  sh[lid] = acc;", "  shi[lid] = ai;" if arg else "",
-                 "  barrier(CLK_LOCAL_MEM_FENCE);",
-                 f"  for (int s = {wg} / 2; s > 0; s >>= 1) {{",
-                 "    if (lid < s) {",
-                 f"      {acc_ct} v = sh[lid + s];"]
+        tree = ["  sh[lid] = acc;", "  shi[lid] = ai;" if arg else "",
+                "  barrier(CLK_LOCAL_MEM_FENCE);",
+                f"  for (int s = {wg} / 2; s > 0; s >>= 1) {{",
+                "    if (lid < s) {",
+                f"      {acc_ct} v = sh[lid + s];"]
         if arg:
-            body += [f"      long j = shi[lid + s]; {acc_ct} a0 = sh[lid];",
+            tree += [f"      long j = shi[lid + s]; {acc_ct} a0 = sh[lid];",
                      f"      if ({_better(op, 'v', 'a0', acc_ct)} || ({_same('v', 'a0', acc_ct)} && j < shi[lid]))"
                      " { sh[lid] = v; shi[lid] = j; }"]
         else:
-            body += [f"      {acc_ct} acc = sh[lid];", f"      {_step(op, acc_ct)}", "      sh[lid] = acc;"]
-        body += ["    }", "    barrier(CLK_LOCAL_MEM_FENCE);", "  }",
-                 "  if (lid == 0) {", "    acc = sh[0];", "    ai = shi[0];" if arg else ""]
+            tree += [f"      {acc_ct} acc = sh[lid];", f"      {_step(op, acc_ct)}", "      sh[lid] = acc;"]
+        tree += ["    }", "    barrier(CLK_LOCAL_MEM_FENCE);", "  }"]
+        body += [f"  __local {acc_ct} sh[{wg}];", "  __local long shi[%d];" % wg if arg else "", *tree]
+        if onepass:
+            # one launch for G > 1: each group writes its partial, then the last group to finish
+            # (a per-row counter, atomic_inc after a global fence) folds the row's G partials
+            # (volatile loads: from L2, not a stale L1) and resets the counter for the next call
+            body += ["  __local int last;",
+                     "  if (lid == 0) {", "    acc = sh[0];",
+                     f"    if (G == 1) out[o_off + m] = ({out_ct})({post});",
+                     "    else { part[m * G + g] = acc; mem_fence(CLK_GLOBAL_MEM_FENCE);",
+                     "           last = atomic_inc(&cnt[m]) == G - 1; }", "  }",
+                     "  barrier(CLK_LOCAL_MEM_FENCE);",
+                     "  if (G > 1 && last) {", "    read_mem_fence(CLK_GLOBAL_MEM_FENCE);",
+                     f"    acc = {ident};",
+                     f"    for ({idx_t} k = lid; k < G; k += {wg}) "
+                     f"{{ {acc_ct} v = ((volatile __global {acc_ct}*)part)[m * G + k]; {_step(op, acc_ct)} }}",
+                     *("  " + line for line in tree),
+                     "    if (lid == 0) {", "      acc = sh[0];", f"      out[o_off + m] = ({out_ct})({post});",
+                     "      cnt[m] = 0;", "    }", "  }", "}"]
+            return _fp64("\n".join(line for line in body if line != ""))
+        body += ["  if (lid == 0) {", "    acc = sh[0];", "    ai = shi[0];" if arg else ""]
     else:
         body.append("  {")
     body.append(f"    out[o_off + m * G + g] = ({out_ct})({post});")
@@ -415,7 +437,7 @@ def _red_plan(device, M, K, contig, vec_ok, cols_ok=False):
 
 class _Plan:
     """Everything about a reduction launch that depends only on shapes, strides and expressions."""
-    __slots__ = ("M", "K", "G", "mode", "wg", "knl", "it", "geom", "tail", "gsize", "lsize", "acc_np")
+    __slots__ = ("M", "K", "G", "mode", "wg", "knl", "it", "geom", "tail", "gsize", "lsize", "acc_np", "onepass")
 
 
 _plans = {}
@@ -442,15 +464,18 @@ def _make_plan(device, op, x, red_dims, out_ct, acc_ct, pre, post, arg, aux_ct, 
     width = width if mode == "cols" else 4
     if not (mode == "vec" or (mode == "cols" and width == 4) or (mode == "serial" and len(rshape) == 1 and K > 32)):
         U = 1
-    dst_ct = acc_ct if G > 1 else out_ct
-    pst = post if G == 1 else "acc"
+    onepass = bool(TUNE["onepass"]) and mode == "vec" and wg > 1 and not arg and G > 1
+    dst_ct = acc_ct if G > 1 and not onepass else out_ct
+    pst = post if G == 1 or onepass else "acc"
     key = ("red", op, in_ct, acc_ct, dst_ct, len(kshape), len(rshape), idx_t, pre, pst, mode, wg, arg,
-           aux_ct, U, width)
+           aux_ct, U, width, onepass)
     pl = _Plan()
     pl.knl = device.programs.kernel(key, lambda: (gen_source(
-        op, in_ct, acc_ct, dst_ct, len(kshape), len(rshape), idx_t, pre, pst, mode, wg, arg, aux_ct, U, width),
+        op, in_ct, acc_ct, dst_ct, len(kshape), len(rshape), idx_t, pre, pst, mode, wg, arg, aux_ct, U, width,
+        onepass),
         "red"))
     pl.M, pl.K, pl.G, pl.mode, pl.wg, pl.it, pl.acc_np = M, K, G, mode, wg, it, _NP[acc_ct]
+    pl.onepass = onepass
     pl.geom = [it(v) for n, s in zip(kshape, kst) for v in (n, s)] + \
         [it(v) for n, s in zip(rshape, rst) for v in (n, s)]
     pl.tail = [it(M), it(K), it(chunk)]
@@ -485,6 +510,15 @@ def run(device, op, x, red_dims, out, acc_ct, pre="v", post="acc", p=0, out_idx=
     if M == 0:
         return
     dst, dst_idx = out, out_idx
+    if pl.onepass:
+        part = (scratch or _default_scratch(device))(M * G, acc_ct)
+        args = [x._storage.buf, it(x._offset), *pl.geom, out._storage.buf, it(out._offset), *pl.tail,
+                pl.acc_np(p), it(G)]
+        if aux_ct:
+            args += [aux._storage.buf, it(aux._offset)]
+        args += [part._storage.buf, _counters(device, M)]
+        launch(device, pl.knl, pl.gsize, pl.lsize, args, f"{op}_reduce")
+        return
     if G > 1:
         if scratch is None:
             scratch = _default_scratch(device)
@@ -502,6 +536,20 @@ def run(device, op, x, red_dims, out, acc_ct, pre="v", post="acc", p=0, out_idx=
             _finish_arg(device, op, dst, dst_idx, out, out_idx, M, G, acc_ct, post, p)
         else:
             run(device, op, _as2d(dst, M, G), (1,), out, acc_ct, "v", post, p, None, scratch, aux)
+
+
+_counter_bufs = {}
+
+
+def _counters(device, n):
+    """A buffer of >= n zero ints that stays zero between one-pass launches (each resets its own)."""
+    c = _counter_bufs.get(device)
+    if c is None or c[1] < n:
+        size = max(1024, 1 << (n - 1).bit_length())
+        st = Storage(device, size * 4)
+        fill_buffer(device, st.buf, np.int32(0), 0, size * 4)
+        c = _counter_bufs[device] = (st, size)
+    return c[0].buf
 
 
 def _as2d(t, M, G):

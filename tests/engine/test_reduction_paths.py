@@ -18,6 +18,7 @@ PLANS = {
     "default": {},
     "gpu": {"gpu_plan": 1, "wg": 64, "unroll": 2, "groups_per_cu": 8, "items_per_cu": 64},
     "gpu_u4_wg32": {"gpu_plan": 1, "wg": 32, "unroll": 4, "groups_per_cu": 64, "items_per_cu": 1024},
+    "gpu_onepass": {"gpu_plan": 1, "wg": 64, "unroll": 2, "groups_per_cu": 16, "onepass": 1},
     "novec": {"vec": 0},
 }
 
@@ -237,3 +238,14 @@ def test_float16(plan):
         mine, ref = fn(engine.tensor(a)), fn(torch.from_numpy(a))
         np.testing.assert_allclose(mine.numpy().astype(np.float32), ref.numpy().astype(np.float32), rtol=2e-3,
                                    atol=2e-2)
+
+
+def test_repeated_calls(plan):
+    # back-to-back launches that share plans, partial buffers and (one-pass) row counters
+    a, b = _data((200003,)), _data((5, 70001))
+    ea, eb = engine.tensor(a), engine.tensor(b)
+    want_a, want_b = torch.from_numpy(a).double().sum().item(), torch.from_numpy(b).double().sum(-1).numpy()
+    outs = [(ea.sum(), eb.sum(-1)) for _ in range(20)]
+    for sa, sb in outs:
+        assert abs(sa.item() - want_a) <= 1e-5 * abs(a).sum()
+        np.testing.assert_allclose(sb.numpy(), want_b, rtol=1e-4, atol=1e-3)
