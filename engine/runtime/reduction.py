@@ -1,7 +1,7 @@
 """Generated reduction kernels (and the fused softmax kernel, a reduction plus a write).
 
 The input is viewed as M output rows of K elements: (kept dims) x (reduced dims), each group
-collapsed.  Three kernel shapes, specialised on dtypes, ranks and mode, never on sizes:
+collapsed.  Four kernel shapes, specialised on dtypes, ranks and mode, never on sizes:
 
   vec     rows whose elements are adjacent (the reduced dims collapse to one stride-1 dim) and
           long: a work-group reduces one chunk of a row.  Each work-item reads aligned 4-vectors
@@ -12,14 +12,20 @@ collapsed.  Three kernel shapes, specialised on dtypes, ranks and mode, never on
           read neighbouring vectors (coalesced); CPUs: wg = 1, so a work-item walks a
           contiguous chunk (SIMD loads, the hardware prefetcher; no barriers for PoCL).
   serial  one work-item per (row, chunk), neighbouring work-items on neighbouring rows: short
-          rows, and strided rows such as a column sum (dim=0 of a matrix), where work-item m
-          walks column m, so a GPU warp reads consecutive columns (coalesced) and on a CPU
-          neighbours share cache lines.  With one reduced dim the loop issues `unroll` loads
+          rows, and strided rows the cols kernel does not take (several kept or reduced dims),
+          where work-item m walks row m, so a GPU warp reads neighbouring elements (coalesced)
+          and on a CPU neighbours share cache lines.  With one reduced dim the loop issues `unroll` loads
           before it accumulates them (memory-level parallelism).
   group   a work-group per (row, chunk), work-items strided by wg: float16 rows and rows that
           are several strided dims with a contiguous last one.
+  cols    a column reduction (kept dims = one stride-1 dim, reduced = one strided dim): a work-item
+          owns W adjacent columns and walks down the rows, reading W adjacent elements per row
+          (GPU: W = 4, one aligned 4-vector, `unroll` rows in flight; CPU: W = 64 in a private
+          array, <= 256 rows per work-item: a per-column walk on PoCL thrashed the TLB and the
+          cache sets of a power-of-two stride, 0.2-0.5 GB/s).
 When a row is cut into G > 1 chunks (few rows: the device needs more work-groups than rows) the
-partials (M x G, accumulator type) get a second pass, a small reduction of the same family.
+partials (M x G, accumulator type) get a second pass, a small reduction of the same family, or,
+with TUNE["onepass"] on a GPU, the last work-group of each row folds them in the same launch.
 
 Roofline (what the plans aim at): a sum of n floats reads 4n bytes and does n adds, so it is
 memory-bound everywhere.  H200: HBM3e ~4.8 TB/s peak, a float4 elementwise kernel reaches
