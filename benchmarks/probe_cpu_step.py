@@ -4,6 +4,8 @@ clgrad and torch, then engine.profiler's per-op device time table over `--prof` 
     .venv/bin/python benchmarks/probe_cpu_step.py [--steps 50] [--reps 5] [--prof 30] [--model mlp|char]
 """
 import argparse
+import ast
+import importlib
 import os
 import sys
 import time
@@ -34,9 +36,14 @@ def main():
     ap.add_argument("--prof", type=int, default=30)
     ap.add_argument("--model", default="mlp_digits")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--set", action="append", default=[], help="module.attr=value (a Python literal), e.g. "
+                    "engine.runtime.matmul.CPU_KERNEL_MAX_WORK=0")
+    ap.add_argument("--ab", default=None, help="module.attr=v1|v2|...: alternate the values between timed runs")
     a = ap.parse_args()
-    import importlib
-
+    for kv in a.set:
+        k, v = kv.split("=", 1)
+        mod, attr = k.rsplit(".", 1)
+        setattr(importlib.import_module(mod), attr, ast.literal_eval(v))
     import torch
 
     import engine
@@ -49,6 +56,20 @@ def main():
     for _ in range(5):
         es()
     engine.synchronize()
+    if a.ab:
+        k, vs = a.ab.split("=", 1)
+        mod, attr = k.rsplit(".", 1)
+        m = importlib.import_module(mod)
+        vals = [ast.literal_eval(v) for v in vs.split("|")]
+        best = {i: float("inf") for i in range(len(vals))}
+        for _ in range(a.reps):
+            for i, v in enumerate(vals):
+                setattr(m, attr, v)
+                es()
+                best[i] = min(best[i], timed(es, engine.synchronize, a.steps, 1))
+        for i, v in enumerate(vals):
+            print(f"clgrad {a.model} {attr}={v!r}: {best[i] * 1e3:.3f} ms/step")
+        setattr(m, attr, vals[0])
     te = timed(es, engine.synchronize, a.steps, a.reps)
     print(f"clgrad {a.model}: {te * 1e3:.3f} ms/step")
     if not a.no_torch:

@@ -49,7 +49,7 @@ from .launch import host_call, launch
 # numpy/BLAS there, except for tiny products); True / False force the kernel / numpy on CPU devices.
 # GPUs always run the kernel.
 FORCE_OPENCL = None
-CPU_KERNEL_MAX_WORK = 1 << 18   # M*N*K*batch up to this runs a kernel on CPU devices too (latency; see gemm_naive)
+CPU_KERNEL_MAX_WORK = 1 << 15   # M*N*K*batch up to this runs a kernel on CPU devices too (latency; see gemm_naive)
 _MAX_GROUPS_YZ = 65535   # CUDA's grid limit in y and z; NVIDIA's OpenCL enforces it too
 INT32_LIMIT = 2**31      # buffers of more elements get 64-bit index arithmetic
 # loader-layout specialisation ('r' / 'c' / 'g' per operand): None = on GPUs only (PoCL builds one generic
@@ -88,9 +88,18 @@ def use_numpy(device, work=None):
 # CPU (PoCL, only when the kernel is forced): 32x32, 4x4 per work-item, 64 work-items; PoCL runs a
 #   work-group as loops over work-items, so small groups and short register tiles vectorise best.
 # CLGRAD_MATMUL_TILE="TM,TN,TK,WM,WN,V,PF" overrides the choice (tuning).
+# PF field of a tile configuration: a bit set (tuning knobs; 0 / 1 keep their old meaning)
+PF_PREFETCH = 1   # register prefetch of the next K slice (global loads overlap the FMAs)
+PF_INTERIOR = 2   # work-groups whose tile lies inside M x N load full K slices without bounds checks
+PF_VEC = 4        # ... with float2/float4 global loads along an operand's unit-stride dim when aligned
+PF_DBUF = 8       # two local-memory stages: one barrier per K slice instead of two
+PF_VSTORE = 16    # interior tiles store C rows as VT vectors when C is n-contiguous and aligned
+PF_UNROLL2 = 32   # with PF_DBUF: the K loop unrolled by two slices, so each stage has a constant address
+
+
 CONFIGS = {
-    "big": (128, 128, 8, 8, 8, 4, 1),
-    "small": (64, 64, 16, 4, 4, 4, 1),
+    "big": (128, 128, 16, 8, 8, 4, 31),
+    "small": (64, 64, 16, 4, 4, 4, 31),
     "cpu": (32, 32, 16, 4, 4, 4, 0),
 }
 
@@ -114,7 +123,7 @@ def _fits(device, cfg, lbytes):
         return False
     return (nt <= device.max_work_group_size and (tm * tk) % nt == 0 and (tk * tn) % nt == 0
             and wm % v == 0 and wn % v == 0 and tm % wm == 0 and tn % wn == 0
-            and tk * (tm + tn + 64) * lbytes <= device.local_mem)
+            and (2 if pf & PF_DBUF else 1) * tk * (tm + tn + 64) * lbytes <= device.local_mem)
 
 
 def choose_config(device, dtype, M, N, K, nbatch):
@@ -163,19 +172,28 @@ def _pad(t, tk, v, kfast):
     return v
 
 
+def _vec_width(tf, ts, nt, cnt):
+    """Global-load vector width along a tile's fast dim (tf elements; ts along the slow dim, cnt loads
+    per work-item): 4 or 2 when the thread mapping tiles exactly, else 1."""
+    for g in (4, 2):
+        thr = tf // g
+        if tf % g == 0 and cnt % g == 0 and thr <= nt and nt % thr == 0 and ts % (nt // thr) == 0:
+            return g
+    return 1
+
+
 def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t):
     tm, tn, tk, wm, wn, v, pf = cfg
     rm, rn = tm // wm, tn // wn
     nt = rm * rn
+    dbuf = bool(pf & PF_DBUF)
+    prefetch = bool(pf & PF_PREFETCH) or dbuf
+    interior = bool(pf & (PF_INTERIOR | PF_VEC | PF_VSTORE))
     is_float = acc in ("float", "double")
     pad_a = _pad(tm, tk, v, la != "c")
     pad_b = _pad(tn, tk, v, lb == "c")
     if os.environ.get("CLGRAD_MATMUL_PAD"):   # tuning experiments only: "pad_a,pad_b"
         pad_a, pad_b = (int(x) for x in os.environ["CLGRAD_MATMUL_PAD"].split(","))
-    ask = "1" if la == "r" else "a_sk"
-    asm = "1" if la == "c" else "a_sm"
-    bsn = "1" if lb == "r" else "b_sn"
-    bsk = "1" if lb == "c" else "b_sk"
     vt = cmp if v == 1 else f"{cmp}{v}"
     comps = [""] if v == 1 else [f".s{c}" for c in "0123456789abcdef"[:v]]
     fma = "acc[i][j] = mad(av[i], bv[j], acc[i][j]);" if is_float else "acc[i][j] += av[i] * bv[j];"
@@ -184,89 +202,226 @@ def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t):
         lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
     if ct == "half":
         lines.append("#pragma OPENCL EXTENSION cl_khr_fp16 : enable")
-    # loader mapping: each work-item keeps one fixed coordinate and steps the other by NT / (fast dim)
-    if la == "c":   # m fastest: coalesced along A's unit-stride m
-        a_fix = "const int a_m = tid % TM, a_k = tid / TM;"
-        a_mm, a_kk = "a_m", f"(a_k + l * {nt // tm})"
-    else:           # k fastest
-        a_fix = "const int a_k = tid % TK, a_m = tid / TK;"
-        a_mm, a_kk = f"(a_m + l * {nt // tk})", "a_k"
-    if lb == "c":   # k fastest: coalesced along B's unit-stride k
-        b_fix = "const int b_k = tid % TK, b_n = tid / TK;"
-        b_nn, b_kk = f"(b_n + l * {nt // tk})", "b_k"
-    else:           # n fastest
-        b_fix = "const int b_n = tid % TN, b_k = tid / TN;"
-        b_nn, b_kk = "b_n", f"(b_k + l * {nt // tn})"
 
-    def a_val(k0):
-        return (f"(mt0 + {a_mm} < M && {k0} + {a_kk} < K) ? "
-                f"(CT)A[(IDX)(mt0 + {a_mm}) * {asm} + (IDX)({k0} + {a_kk}) * {ask}] : (CT)0")
+    # Loaders.  Operand X's tile has a fast dim (coalesced: the unit-stride one for 'r'/'c') of tf elements
+    # and a slow dim of ts; work-item tid loads g consecutive fast elements at f0 = (tid % thr) * g
+    # (thr = tf / g work-items per slow row) in slow rows s0 + l * NT / thr.  g > 1 only for vector
+    # global loads (PF_VEC), on the unit-stride dim; the bounds-checked path loads the same elements
+    # one by one, so both paths share the registers and the local-memory stores.
+    # A: element (m, k) at m * a_sm + k * a_sk, local As[k * LDA + m];  B: (k, n) at k * b_sk + n * b_sn,
+    # local Bs[k * LDB + n].
+    ops = []
+    for name, lay, kfast, t_other, other, lim, s_other, s_k, ld in (
+            ("a", la, la != "c", tm, "mt0", "M", "1" if la == "c" else "a_sm", "1" if la == "r" else "a_sk", "LDA"),
+            ("b", lb, lb == "c", tn, "nt0", "N", "1" if lb == "r" else "b_sn", "1" if lb == "c" else "b_sk", "LDB")):
+        tf, ts = (tk, t_other) if kfast else (t_other, tk)
+        cnt = tf * ts // nt
+        g = _vec_width(tf, ts, nt, cnt) if (pf & PF_VEC) and lay != "g" and ct == cmp else 1
+        ops.append(dict(name=name, lay=lay, kfast=kfast, tf=tf, ts=ts, cnt=cnt, g=g, thr=tf // g,
+                        step=nt // (tf // g), other=other, lim=lim, s_other=s_other, s_k=s_k, ld=ld,
+                        X=name.upper(), vty="CT" if g == 1 else f"{cmp}{g}"))
 
-    def b_val(k0):
-        return (f"(nt0 + {b_nn} < N && {k0} + {b_kk} < K) ? "
-                f"(CT)B[(IDX)({k0} + {b_kk}) * {bsk} + (IDX)(nt0 + {b_nn}) * {bsn}] : (CT)0")
+    def coords(o, c):
+        """(k, other) tile coordinates of component c of load l, as C expressions."""
+        f = f"({o['name']}_f0 + {c})" if o["g"] > 1 else f"{o['name']}_f0"
+        s = f"({o['name']}_s0 + l * {o['step']})"
+        return (f, s) if o["kfast"] else (s, f)
 
-    a_dst = f"As[{a_kk} * LDA + {a_mm}]"
-    b_dst = f"Bs[{b_kk} * LDB + {b_nn}]"
+    def comp(o, c):
+        return f".s{c}" if o["g"] > 1 else ""
 
-    def loads(k0, to_regs):
+    def gaddr(o, kk, oo, k0):
+        return f"(IDX)({k0} + {kk}) * {o['s_k']} + (IDX)({o['other']} + {oo}) * {o['s_other']}"
+
+    def load_checked(o, k0):
         out = []
-        for name, n, val, dst in (("a", "TM * TK / NT", a_val(k0), a_dst), ("b", "TK * TN / NT", b_val(k0), b_dst)):
-            tgt = f"r{name}[l]" if to_regs else dst
+        for c in range(o["g"]):
+            kk, oo = coords(o, c)
+            out.append(f"r{o['name']}[l]{comp(o, c)} = ({o['other']} + {oo} < {o['lim']} && {k0} + {kk} < K) ? "
+                       f"(CT){o['X']}[{gaddr(o, kk, oo, k0)}] : (CT)0;")
+        return f"""            #pragma unroll
+            for (int l = 0; l < {o['cnt'] // o['g']}; l++) {{ {' '.join(out)} }}"""
+
+    def load_fast(o, k0):
+        if o["g"] > 1:
+            kk, oo = coords(o, 0)
+            body = f"r{o['name']}[l] = *(__global const {o['vty']}*)({o['X']} + {gaddr(o, kk, oo, k0)});"
+        else:
+            kk, oo = coords(o, 0)
+            body = f"r{o['name']}[l] = (CT){o['X']}[{gaddr(o, kk, oo, k0)}];"
+        return f"""            #pragma unroll
+            for (int l = 0; l < {o['cnt'] // o['g']}; l++) {body}"""
+
+    def loads(k0):
+        checked = "\n".join(load_checked(o, k0) for o in ops)
+        if not interior:
+            return checked
+        fast = "\n".join(load_fast(o, k0) for o in ops)
+        return f"""        if (fast && {k0} + TK <= K) {{
+{fast}
+        }} else {{
+{checked}
+        }}"""
+
+    def stores(stage):
+        out = []
+        for o in ops:
+            arr = ("As" if o["name"] == "a" else "Bs") + stage
+            if o["g"] > 1 and not o["kfast"]:
+                kk, oo = coords(o, 0)
+                body = f"*(__local {o['vty']}*)({arr} + {kk} * {o['ld']} + {oo}) = r{o['name']}[l];"
+            else:
+                body = " ".join(f"{arr}[{coords(o, c)[0]} * {o['ld']} + {coords(o, c)[1]}] = r{o['name']}[l]{comp(o, c)};"
+                                for c in range(o["g"]))
             out.append(f"""        #pragma unroll
-        for (int l = 0; l < {n}; l++) {tgt} = {val};""")
+        for (int l = 0; l < {o['cnt'] // o['g']}; l++) {{ {body} }}""")
         return "\n".join(out)
 
-    def stores():
-        out = []
-        for name, n, dst in (("a", "TM * TK / NT", a_dst), ("b", "TK * TN / NT", b_dst)):
-            out.append(f"""        #pragma unroll
-        for (int l = 0; l < {n}; l++) {dst} = r{name}[l];""")
-        return "\n".join(out)
-
-    unpack_a = "\n".join(f"                av[s * V + {c}] = t{comp};" for c, comp in enumerate(comps))
-    unpack_b = "\n".join(f"                bv[s * V + {c}] = t{comp};" for c, comp in enumerate(comps))
-    if pf:
-        main = f"""    CT ra[TM * TK / NT], rb[TK * TN / NT];
-{loads("0", True)}
-    for (int kt = 0; kt < K; kt += TK) {{
-{stores()}
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (kt + TK < K) {{
-{loads("kt + TK", True)}
-        }}
-        COMPUTE_TILE
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }}"""
-    else:
-        main = f"""    for (int kt = 0; kt < K; kt += TK) {{
-{loads("kt", False)}
-        barrier(CLK_LOCAL_MEM_FENCE);
-        COMPUTE_TILE
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }}"""
-    compute = f"""#pragma unroll
+    def compute(stage):
+        ua = "\n".join(f"                av[s * V + {c}] = t{cp};" for c, cp in enumerate(comps))
+        ub = "\n".join(f"                bv[s * V + {c}] = t{cp};" for c, cp in enumerate(comps))
+        return f"""        #pragma unroll
         for (int k = 0; k < TK; k++) {{
             CT av[WM], bv[WN];
             #pragma unroll
             for (int s = 0; s < WM / V; s++) {{
-                const VT t = As4[(k * LDA) / V + s * RM + ty];
-{unpack_a}
+                const VT t = As4{stage}[(k * LDA) / V + s * RM + ty];
+{ua}
             }}
             #pragma unroll
             for (int s = 0; s < WN / V; s++) {{
-                const VT t = Bs4[(k * LDB) / V + s * RN + tx];
-{unpack_b}
+                const VT t = Bs4{stage}[(k * LDB) / V + s * RN + tx];
+{ub}
             }}
             #pragma unroll
             for (int i = 0; i < WM; i++)
                 #pragma unroll
                 for (int j = 0; j < WN; j++) {fma}
         }}"""
-    main = main.replace("COMPUTE_TILE", compute)
+
+    regs = f"    {ops[0]['vty']} ra[{ops[0]['cnt'] // ops[0]['g']}];\n    {ops[1]['vty']} rb[{ops[1]['cnt'] // ops[1]['g']}];"
+    if dbuf and pf & PF_UNROLL2:
+        main = f"""{regs}
+{loads("0")}
+{stores("")}
+    barrier(CLK_LOCAL_MEM_FENCE);
+    __local const VT* As4c0 = As4;
+    __local const VT* Bs4c0 = Bs4;
+    __local const VT* As4c1 = As4 + TK * LDA / V;
+    __local const VT* Bs4c1 = Bs4 + TK * LDB / V;
+    __local CT* Asn0 = As;
+    __local CT* Bsn0 = Bs;
+    __local CT* Asn1 = As + TK * LDA;
+    __local CT* Bsn1 = Bs + TK * LDB;
+    for (int kt = 0; kt < K; kt += 2 * TK) {{
+        int more = kt + TK < K;
+        if (more) {{
+{loads("kt + TK")}
+        }}
+{compute("c0")}
+        if (more) {{
+{stores("n1")}
+        }}
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (!more) break;
+        more = kt + 2 * TK < K;
+        if (more) {{
+{loads("kt + 2 * TK")}
+        }}
+{compute("c1")}
+        if (more) {{
+{stores("n0")}
+        }}
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }}"""
+    elif dbuf:
+        # stage st is read by this slice's FMAs while the next slice goes into stage st ^ 1: the barrier at
+        # the end of a slice orders both the stores (for the next slice) and the reads (of this one)
+        main = f"""{regs}
+{loads("0")}
+{stores("")}
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int st = 0;
+    for (int kt = 0; kt < K; kt += TK) {{
+        __local const VT* As4c = As4 + st * (TK * LDA / V);
+        __local const VT* Bs4c = Bs4 + st * (TK * LDB / V);
+        const int more = kt + TK < K;
+        if (more) {{
+{loads("kt + TK")}
+        }}
+{compute("c")}
+        if (more) {{
+            __local CT* Asn = As + (st ^ 1) * (TK * LDA);
+            __local CT* Bsn = Bs + (st ^ 1) * (TK * LDB);
+{stores("n")}
+        }}
+        barrier(CLK_LOCAL_MEM_FENCE);
+        st ^= 1;
+    }}"""
+    elif prefetch:
+        main = f"""{regs}
+{loads("0")}
+    for (int kt = 0; kt < K; kt += TK) {{
+{stores("")}
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (kt + TK < K) {{
+{loads("kt + TK")}
+        }}
+{compute("")}
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }}"""
+    else:
+        main = f"""{regs}
+    for (int kt = 0; kt < K; kt += TK) {{
+{loads("kt")}
+{stores("")}
+        barrier(CLK_LOCAL_MEM_FENCE);
+{compute("")}
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }}"""
+    nstage = 2 if dbuf else 1
+    fixes = []
+    for o in ops:
+        fixes.append(f"const int {o['name']}_f0 = (tid % {o['thr']}) * {o['g']}, {o['name']}_s0 = tid / {o['thr']};")
+    # interior work-groups: the whole TM x TN tile inside C, and every vector-loaded operand aligned
+    # (its pointer and its non-unit stride multiples of the vector width)
+    align = []
+    for o in ops:
+        if o["g"] > 1:
+            slow = o["s_other"] if o["kfast"] else o["s_k"]   # the stride of the slow (non-unit) dim
+            align.append(f"((((size_t){o['X']} / sizeof(T)) | (size_t){slow}) & {o['g'] - 1}) == 0")
+    fast_decl = ""
+    if interior:
+        fast_decl = ("    const int fast = mt0 + TM <= M && nt0 + TN <= N"
+                     + "".join(f" && {x}" for x in align) + ";\n")
     bias = "    D += d_off + (IDX)zb0 * d_sb0 + (IDX)zb1 * d_sb1;\n" if has_bias else ""
     store = "(T)(alpha * acc[i][j] + beta * (ACC)D[(IDX)gm * d_sm + (IDX)gn * d_sn])" if has_bias \
         else "(T)(alpha * acc[i][j])"
+    epilogue = f"""    #pragma unroll
+    for (int i = 0; i < WM; i++) {{
+        const int gm = mt0 + ((i / V) * RM + ty) * V + (i % V);
+        #pragma unroll
+        for (int j = 0; j < WN; j++) {{
+            const int gn = nt0 + ((j / V) * RN + tx) * V + (j % V);
+            if (gm < M && gn < N) C[(IDX)gm * c_sm + (IDX)gn * c_sn] = {store};
+        }}
+    }}"""
+    if (pf & PF_VSTORE) and v > 1 and ct == acc:
+        dv = " + beta * (ACC)D[(IDX)gm * d_sm + (IDX)(gn + {c}) * d_sn]" if has_bias else ""
+        vals = ", ".join(f"(T)(alpha * acc[i][jv * V + {c}]{dv.format(c=c)})" for c in range(v))
+        epilogue = f"""    if (fast && c_sn == 1 && ((((size_t)C / sizeof(T)) | (size_t)c_sm) & {v - 1}) == 0) {{
+        #pragma unroll
+        for (int i = 0; i < WM; i++) {{
+            const int gm = mt0 + ((i / V) * RM + ty) * V + (i % V);
+            #pragma unroll
+            for (int jv = 0; jv < WN / V; jv++) {{
+                const int gn = nt0 + (jv * RN + tx) * V;
+                *(__global {ct}{v}*)(C + (IDX)gm * c_sm + (IDX)gn) = ({ct}{v})({vals});
+            }}
+        }}
+    }} else {{
+{epilogue}
+    }}"""
     lines.append(f"""
 #define TM {tm}
 #define TN {tn}
@@ -295,16 +450,17 @@ void gemm(const int M, const int N, const int K, const int nb1, const int m0, co
 {{
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int tid = ty * RN + tx;
-    {a_fix}
-    {b_fix}
+    {fixes[0]}
+    {fixes[1]}
     const int nt0 = get_group_id(0) * TN;
     const int mt0 = get_group_id(1) * TM + m0;
     const int z = get_group_id(2) + z0;
     const int zb0 = z / nb1, zb1 = z - zb0 * nb1;
     A += a_off + (IDX)zb0 * a_sb0 + (IDX)zb1 * a_sb1;
     B += b_off + (IDX)zb0 * b_sb0 + (IDX)zb1 * b_sb1;
-    __local VT As4[TK * LDA / V];
-    __local VT Bs4[TK * LDB / V];
+    C += c_off + (IDX)zb0 * c_sb0 + (IDX)zb1 * c_sb1;
+{fast_decl}    __local VT As4[{nstage} * TK * LDA / V];
+    __local VT Bs4[{nstage} * TK * LDB / V];
     __local CT* As = (__local CT*)As4;
     __local CT* Bs = (__local CT*)Bs4;
     ACC acc[WM][WN];
@@ -313,16 +469,7 @@ void gemm(const int M, const int N, const int K, const int nb1, const int m0, co
         #pragma unroll
         for (int j = 0; j < WN; j++) acc[i][j] = (ACC)0;
 {main}
-    C += c_off + (IDX)zb0 * c_sb0 + (IDX)zb1 * c_sb1;
-{bias}    #pragma unroll
-    for (int i = 0; i < WM; i++) {{
-        const int gm = mt0 + ((i / V) * RM + ty) * V + (i % V);
-        #pragma unroll
-        for (int j = 0; j < WN; j++) {{
-            const int gn = nt0 + ((j / V) * RN + tx) * V + (j % V);
-            if (gm < M && gn < N) C[(IDX)gm * c_sm + (IDX)gn * c_sn] = {store};
-        }}
-    }}
+{bias}{epilogue}
 }}
 """)
     return "\n".join(lines)
@@ -672,6 +819,23 @@ def _blas_ready(x):
     return np.ascontiguousarray(x)
 
 
+# ASYNC_BLAS: the host GEMM runs on a worker thread, so the thread that enqueues never waits for the
+# queue: the operands are mapped (non-blocking), a barrier that waits on a user event holds back every
+# later command, the maps are released behind it, and the worker (once the maps are done) computes and
+# completes the user event.  A synchronous call (map, wait, compute) cost a queue drain and a PoCL
+# wake-up per GEMM, and the device sat idle while Python enqueued the next commands.
+ASYNC_BLAS = True
+_WORKERS = {}    # device -> (ThreadPoolExecutor of one thread, [first exception not yet raised])
+
+
+def _worker(device):
+    w = _WORKERS.get(device)
+    if w is None:
+        from concurrent.futures import ThreadPoolExecutor
+        w = _WORKERS[device] = (ThreadPoolExecutor(1, thread_name_prefix="clgrad-blas"), [])
+    return w
+
+
 def _gemm_numpy(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
     nb0, nb1 = nb
     c_st = c[2]
@@ -679,6 +843,9 @@ def _gemm_numpy(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
         (c_st[1] == M * N or nb1 == 1) and (c_st[0] == nb1 * M * N or nb0 == 1)
     if not contiguous:
         raise ValueError("internal: the numpy GEMM path writes a contiguous C")
+    w = _worker(device) if ASYNC_BLAS else None
+    if w is not None and w[1]:
+        raise w[1].pop()   # an earlier asynchronous GEMM failed (e.g. out of host memory)
     maps = []
     try:
         av = _map_view(device, maps, dtype, a[0], a[1], (nb0, nb1, M, K), a[2])
@@ -686,22 +853,48 @@ def _gemm_numpy(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
         dv = _map_view(device, maps, dtype, d[0], d[1], (nb0, nb1, M, N), d[2]) if d is not None else None
         cv = _map_view(device, maps, dtype, c[0], c[1], (nb0, nb1, M, N), (nb1 * M * N, M * N, N, 1),
                        write=True if any(x is not None and x[0] is c[0] for x in (a, b, d)) else "new")
-        if maps:
-            maps[-1][1].wait()   # one wait: the in-order queue has run every earlier command and map
-        av, bv = _blas_ready(av), _blas_ready(bv)
-        if dtype.ctype == "half":   # numpy's float16 matmul has no BLAS and rounds per step: compute in float32
-            r = np.matmul(av.astype(np.float32), bv.astype(np.float32))
-            if alpha != 1:
-                r *= np.float32(alpha)
-            if dv is not None:
-                r += dv.astype(np.float32) * np.float32(beta)
-            cv[...] = r
+        ev = maps[-1][1] if maps else None
+        if w is None:
+            if ev is not None:
+                ev.wait()   # one wait: the in-order queue has run every earlier command and map
+            _gemm_host(dtype, av, bv, cv, dv, alpha, beta)
             return
-        np.matmul(av, bv, out=cv)
-        if alpha != 1:
-            cv *= np.asarray(alpha, dtype=cv.dtype)
-        if dv is not None:
-            cv += dv if beta == 1 else dv * np.asarray(beta, dtype=dv.dtype)
+        uev = cl.UserEvent(device.queue.context)
+        cl.enqueue_barrier(device.queue, wait_for=[uev])
+        w[0].submit(_gemm_job, ev, uev, w[1], dtype, av, bv, cv, dv, alpha, beta)
+    except BaseException:
+        if w is not None and "uev" in locals():
+            uev.set_status(cl.command_execution_status.COMPLETE)
+        raise
     finally:
         for arr, _ev in maps:
             arr.base.release(device.queue)
+
+
+def _gemm_job(ev, uev, errors, dtype, av, bv, cv, dv, alpha, beta):
+    try:
+        if ev is not None:
+            ev.wait()
+        _gemm_host(dtype, av, bv, cv, dv, alpha, beta)
+    except BaseException as e:  # raised by the next GEMM call of this device
+        if not errors:
+            errors.append(e)
+    finally:
+        uev.set_status(cl.command_execution_status.COMPLETE)
+
+
+def _gemm_host(dtype, av, bv, cv, dv, alpha, beta):
+    av, bv = _blas_ready(av), _blas_ready(bv)
+    if dtype.ctype == "half":   # numpy's float16 matmul has no BLAS and rounds per step: compute in float32
+        r = np.matmul(av.astype(np.float32), bv.astype(np.float32))
+        if alpha != 1:
+            r *= np.float32(alpha)
+        if dv is not None:
+            r += dv.astype(np.float32) * np.float32(beta)
+        cv[...] = r
+        return
+    np.matmul(av, bv, out=cv)
+    if alpha != 1:
+        cv *= np.asarray(alpha, dtype=cv.dtype)
+    if dv is not None:
+        cv += dv if beta == 1 else dv * np.asarray(beta, dtype=dv.dtype)

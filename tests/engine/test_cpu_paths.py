@@ -54,3 +54,77 @@ def test_optim_builtins_source():
     assert "#define sqrt __builtin_sqrtf" in src and "#undef fma" in src
     src, _ = OK.gen_source("adam", flags, "float", "int", True, 1, False)
     assert "__builtin" not in src
+
+
+# ---- host-BLAS GEMM path (CPU devices): asynchronous worker, non-blocking maps ----------------------
+def _is_cpu():
+    from engine.runtime.device import default_device
+    return default_device().is_cpu
+
+
+cpu_only = pytest.mark.skipif(not _is_cpu(), reason="the host-BLAS path runs on CPU devices")
+
+
+@cpu_only
+@pytest.mark.parametrize("async_blas", [True, False])
+@pytest.mark.parametrize("kernel_max", [0, 1 << 15, 1 << 40])
+def test_gemm_chain_matches_torch(async_blas, kernel_max, monkeypatch):
+    """A chain of dependent products (each reads the previous one's output), transposed and sliced operands,
+    bias epilogues and batched products, with host reads in between, through the asynchronous BLAS worker."""
+    from engine.runtime import matmul as RM
+    monkeypatch.setattr(RM, "ASYNC_BLAS", async_blas)
+    monkeypatch.setattr(RM, "CPU_KERNEL_MAX_WORK", kernel_max)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 64)).astype(np.float32)
+    ws = [rng.normal(size=s).astype(np.float32) * 0.1 for s in [(256, 64), (256, 256), (10, 256)]]
+    bs = [rng.normal(size=s[0]).astype(np.float32) for s in [(256, 64), (256, 256), (10, 256)]]
+    for T, tens in ((engine, engine.tensor), (torch, torch.tensor)):
+        h = tens(x)
+        outs = []
+        for w, b in zip(ws, bs):
+            h = T.nn.functional.linear(h, tens(w), tens(b)).relu()
+            outs.append(h)
+        g = h.t() @ outs[1]                      # (10, 256): transposed operand
+        bm = T.matmul(outs[1].reshape(4, 16, 256), tens(ws[1])[:, ::2])   # batched, strided B
+        res = [o.numpy() for o in outs + [g, bm]]
+        if T is engine:
+            e = res
+        else:
+            t = res
+    for a, b in zip(e, t):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
+
+
+@cpu_only
+def test_gemm_inplace_alias_and_empty():
+    a = engine.tensor(np.ones((3, 4), np.float32))
+    b = engine.tensor(np.full((4, 5), 2.0, np.float32))
+    c = engine.tensor(np.full((3, 5), 1.0, np.float32))
+    c.addmm_(a, b)                               # C is D: mapped read-write
+    np.testing.assert_allclose(c.numpy(), np.full((3, 5), 9.0))
+    z = engine.zeros(3, 0) @ engine.zeros(0, 5)  # K == 0
+    np.testing.assert_allclose(z.numpy(), np.zeros((3, 5)))
+    big = engine.tensor(np.ones((300, 300), np.float32))
+    np.testing.assert_allclose((big @ big).numpy(), np.full((300, 300), 300.0))
+
+
+@cpu_only
+def test_gemm_async_error_raised_by_next_call(monkeypatch):
+    """A failure on the worker never leaves the queue blocked; the next GEMM of the device raises it."""
+    from engine.runtime import matmul as RM
+    monkeypatch.setattr(RM, "ASYNC_BLAS", True)
+    orig = RM._gemm_host
+    state = {"n": 0}
+
+    def boom(*args):
+        state["n"] += 1
+        if state["n"] == 1:
+            raise MemoryError("host out of memory (test)")
+        return orig(*args)
+    monkeypatch.setattr(RM, "_gemm_host", boom)
+    a = engine.tensor(np.ones((100, 100), np.float32))
+    y = a @ a
+    y.numpy()                                    # the queue went on
+    with pytest.raises(MemoryError, match="test"):
+        a @ a
+    np.testing.assert_allclose((a @ a).numpy(), np.full((100, 100), 100.0))
