@@ -32,19 +32,21 @@ VARIANTS = {
     "old": {"vec": 0, "unroll": 1, "cols_w": 0},   # about the previous kernels (group / serial, no unroll)
     "cols0": {"cols_w": 0},                     # columns by the serial kernel (one column per work-item)
     "onepass": {"onepass": 1},                  # full reductions in one launch (the last group folds)
-    "onepass_gpc16": {"onepass": 1, "groups_per_cu": 16},
+    "onepass_gpc8": {"onepass": 1, "groups_per_cu": 8},
     "wg128": {"wg": 128},
     "wg512": {"wg": 512},
     "u1": {"unroll": 1},
     "u2": {"unroll": 2},
+    "gpc2": {"groups_per_cu": 2},
     "gpc4": {"groups_per_cu": 4},
+    "gpc8": {"groups_per_cu": 8},
     "gpc16": {"groups_per_cu": 16},
     "gpc32": {"groups_per_cu": 32},
     "ipc512": {"items_per_cu": 512},
     "ipc2048": {"items_per_cu": 2048},
     "ipc4096": {"items_per_cu": 4096},
 }
-DEFAULT_VARIANTS = "default,old,onepass,cols0,wg128,wg512,u2,gpc4,gpc16,ipc2048,ipc4096"
+DEFAULT_VARIANTS = "default,old,onepass,cols0,wg128,wg512,u2,gpc2,gpc8,gpc16,ipc2048,ipc4096"
 
 
 def main():

@@ -31,7 +31,7 @@ Roofline (what the plans aim at): a sum of n floats reads 4n bytes and does n ad
 memory-bound everywhere.  H200: HBM3e ~4.8 TB/s peak, a float4 elementwise kernel reaches
 4.3 TB/s (benchmarks/RESULTS.md), so sum/mean over 2^26 floats (256 MB) -> ~62 us; rows
 (dim=-1) or columns (dim=0) of 4096x4096 read 64 MB -> ~16 us, of 8192x8192 256 MB -> ~62 us.
-The second pass reads M*G accumulators (1 x 1056 floats for a full sum on 132 SMs): noise in
+The second pass reads M*G accumulators (1 x 528 floats for a full sum on 132 SMs): noise in
 bytes, one more launch (a few us).  A column reduction must keep its reads coalesced; the split
 into G row-chunks only makes enough work-items (M*G ~ compute_units * items_per_cu).
 PoCL (2-core EPYC here): ~18-27 GB/s for a contiguous sum with 4x float4 accumulators per
@@ -68,7 +68,8 @@ _FLOAT_CT = ("float", "double", "half")
 TUNE = {
     "wg": 256,              # GPU work-group size of the vec and group kernels (a power of two)
     "unroll": 4,            # vec: 4-vectors per work-item per iteration; serial: loads per iteration
-    "groups_per_cu": 8,     # GPU vec: a few long rows get ~compute_units * this many work-groups
+    "groups_per_cu": 4,     # GPU vec: a few long rows get ~compute_units * this many work-groups (4 x 256
+                            # work-items fit on an SM at <= 64 registers: one wave, no tail)
     "items_per_cu": 1024,   # GPU serial: strided rows get ~compute_units * this many work-items
     "cpu_groups_per_cu": 4,  # CPU vec (one work-item per group): work-groups per compute unit
     "vec": 1,               # 0: never the vec kernel (the previous group kernel instead)
