@@ -57,7 +57,7 @@ def _gather_raw(x, dim, index, check=True):
                   [(index._storage, index.dtype.ctype, index._offset, index._strides, x._shape[dim], st[dim])], "g",
                   wrap=False)
     if check and index.numel():
-        raise_if_oob(dev, _oob_runtime(dim, x._shape[dim]))
+        raise_if_oob(dev, _oob_runtime(dim, x._shape[dim]), index, ("gather", x._shape[dim]))
     return out
 
 
@@ -352,7 +352,7 @@ def _index_select_raw(x, dim, index, check=True):
     out = empty(shape, x.dtype, dev)
     _ix.run_index(dev, shape, _op(out), _op(x1, _fill_dims(x1._strides, dim)), [iop], "g", wrap=False)
     if check and index.numel():
-        raise_if_oob(dev, lambda k, v: IndexError("index out of range in self"))
+        raise_if_oob(dev, lambda k, v: IndexError("index out of range in self"), index, ("select", x1._shape[dim]))
     if x.ndim == 0:
         return make(out._storage, (), (), 0, out.dtype)
     return out

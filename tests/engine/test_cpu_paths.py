@@ -128,3 +128,63 @@ def test_gemm_async_error_raised_by_next_call(monkeypatch):
     with pytest.raises(MemoryError, match="test"):
         a @ a
     np.testing.assert_allclose((a @ a).numpy(), np.full((100, 100), 100.0))
+
+
+# ---- bounds checks: an index tensor found in range is not read again until it changes -----------------
+def _count_reads(monkeypatch):
+    from engine.runtime import index as ix
+    calls = []
+    orig = ix.check_errors
+    monkeypatch.setattr(ix, "check_errors", lambda dev, message=None: calls.append(1) or orig(dev, message))
+    return calls
+
+
+@pytest.mark.parametrize("op", ["embedding", "gather", "index_select"])
+def test_verified_index_skips_flag_read(op, monkeypatch):
+    calls = _count_reads(monkeypatch)
+    w = engine.tensor(np.arange(20, dtype=np.float32).reshape(5, 4))
+    idx = engine.tensor(np.array([[0, 4], [2, 1]]))
+    tw = torch.tensor(w.numpy())
+
+    def run(i):
+        if op == "embedding":
+            return engine.nn.functional.embedding(i, w), torch.nn.functional.embedding(torch.tensor(i.numpy()), tw)
+        if op == "gather":
+            return w.gather(0, i), tw.gather(0, torch.tensor(i.numpy()))
+        return w.index_select(0, i.reshape(-1)), tw.index_select(0, torch.tensor(i.numpy()).reshape(-1))
+    for k in range(3):
+        e, t = run(idx)
+        np.testing.assert_allclose(e.numpy(), t.numpy())
+    assert len(calls) == 1                       # read once, then trusted
+    idx[1, 1] = 7                                # an in-place write bumps the version: checked again
+    with pytest.raises(IndexError):
+        run(idx)
+    assert len(calls) == 2
+    with pytest.raises(IndexError):              # never trusted while out of range
+        run(idx)
+    idx[1, 1] = 3
+    run(idx)
+    run(idx)
+    assert len(calls) == 4
+    small = engine.tensor(np.arange(8, dtype=np.float32).reshape(2, 4))   # another bound: checked again
+    with pytest.raises(IndexError):
+        if op == "embedding":
+            engine.nn.functional.embedding(idx, small)
+        elif op == "gather":
+            small.gather(0, idx)
+        else:
+            small.index_select(0, idx.reshape(-1))
+
+
+def test_verified_index_view_and_storage_identity(monkeypatch):
+    calls = _count_reads(monkeypatch)
+    w = engine.tensor(np.ones((6, 2), np.float32))
+    base = engine.tensor(np.array([0, 1, 2, 3, 4, 9]))
+    engine.nn.functional.embedding(base[:5], w)
+    engine.nn.functional.embedding(base[:5], w)
+    assert len(calls) == 1
+    with pytest.raises(IndexError):              # another view of the same storage is checked on its own
+        engine.nn.functional.embedding(base[1:], w)
+    other = engine.tensor(np.array([0, 1, 2, 3, 4]))
+    engine.nn.functional.embedding(other, w)
+    assert len(calls) == 3
