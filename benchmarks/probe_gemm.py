@@ -37,7 +37,13 @@ CASES = [
     ("sgemm 1024", 0, 1024, 1024, 1024, False, False),
     ("sgemm 4096", 0, 4096, 4096, 4096, False, False),
 ]
-CONFIGS = ["128,128,8,8,8,4,1", "64,64,16,4,4,4,1", "128,64,8,8,4,4,1", "64,128,8,4,8,4,1", "128,128,16,8,8,4,1"]
+# PF (last field) is a bit set, see matmul.PF_*: 1 prefetch, +2 unchecked interior tiles, +4 vector global
+# loads, +8 double-buffered local memory, +16 vector C stores.  PROBE_CONFIGS="a,b,..;c,d,.." replaces the list.
+CONFIGS = ["128,128,8,8,8,4,1", "128,128,8,8,8,4,7", "128,128,8,8,8,4,15", "128,128,8,8,8,4,31",
+           "64,64,16,4,4,4,1", "64,64,16,4,4,4,31", "128,64,8,8,4,4,31", "64,128,8,4,8,4,31",
+           "128,64,8,8,8,4,31", "64,128,8,8,8,4,31", "128,128,16,8,8,4,31"]
+if os.environ.get("PROBE_CONFIGS"):
+    CONFIGS = os.environ["PROBE_CONFIGS"].split(";")
 
 
 def main():
@@ -66,7 +72,11 @@ def main():
         return statistics.median(ts)
 
     total_t = total_e = 0.0
+    seen = set()
+    only = os.environ.get("PROBE_CASES")   # "qkv,sgemm": names containing one of these
     for name, nb, M, N, K, ta, tb in CASES:
+        if only and not any(w in name for w in only.split(",")):
+            continue
         ash = (K, M) if ta else (M, K)
         bsh = (N, K) if tb else (K, N)
         if nb:
@@ -91,7 +101,8 @@ def main():
         if variants:
             vs = []
             for cfg in CONFIGS:
-                for sk in (["0", "auto"] if nb == 0 else ["0"]):
+                sks = ["0", "auto"] + os.environ.get("PROBE_SPLITS", "").split(",") if nb == 0 and K >= 4096 else ["0"]
+                for sk in [x for x in sks if x]:
                     os.environ["CLGRAD_MATMUL_TILE"] = cfg
                     if sk == "auto":
                         os.environ.pop("CLGRAD_SPLITK", None)
@@ -99,14 +110,24 @@ def main():
                         os.environ["CLGRAD_SPLITK"] = sk
                     try:
                         tv = t_med(lambda: ea @ eb, dev.synchronize, reps=3)
-                        vs.append(f"{cfg.split(',')[0]}x{cfg.split(',')[1]}k{cfg.split(',')[2]}"
-                                  f"{'' if sk == '0' else '+sk'}:{flops / tv * 1e-12:.1f}")
+                        f = cfg.split(',')
+                        vs.append(f"{f[0]}x{f[1]}k{f[2]}w{f[3]}{f[4]}p{f[6]}"
+                                  f"{'' if sk == '0' else '+sk' if sk == 'auto' else '+s' + sk}:{flops / tv * 1e-12:.1f}")
                     except Exception as e:  # a config that does not fit the device
                         vs.append(f"{cfg}:{type(e).__name__}")
             os.environ.pop("CLGRAD_MATMUL_TILE", None)
             os.environ.pop("CLGRAD_SPLITK", None)
             line += "\n      " + "  ".join(vs)
         print(line, flush=True)
+        try:
+            from engine.runtime import gemm_tune
+            for table in gemm_tune._CHOICES.values():
+                for key, choice in table.items():
+                    if key not in seen:
+                        seen.add(key)
+                        print(f"      tuned {key}: {choice}")
+        except ImportError:
+            pass
     print(f"sum of medians: torch {total_t * 1e3:.2f} ms, clgrad {total_e * 1e3:.2f} ms, ratio {total_t / total_e:.2f}")
 
 

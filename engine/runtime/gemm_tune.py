@@ -17,13 +17,20 @@ import time
 
 from . import launch as _launch
 
+# (TM, TN, TK, WM, WN, V, PF) as in matmul.CONFIGS; PF 31 = prefetch + unchecked interior tiles + vector
+# global loads + double-buffered local memory + vector C stores (matmul.PF_*); PF 1 = plain prefetch.
+# CLGRAD_GEMM_CANDIDATES="a,b,...;c,d,..." replaces the list (tuning experiments).
 CANDIDATES = [
-    (128, 128, 8, 8, 8, 4, 1),
-    (64, 64, 16, 4, 4, 4, 1),
-    (128, 64, 8, 8, 4, 4, 1),
-    (64, 128, 8, 4, 8, 4, 1),
-    (128, 128, 16, 8, 8, 4, 1),
+    (128, 128, 8, 8, 8, 4, 23),
+    (128, 128, 8, 8, 8, 4, 63),
+    (128, 128, 16, 8, 8, 4, 31),
+    (128, 64, 16, 8, 8, 4, 31),
+    (128, 64, 8, 8, 8, 4, 31),
+    (64, 128, 8, 8, 8, 4, 63),
+    (64, 64, 16, 4, 4, 4, 31),
 ]
+if os.environ.get("CLGRAD_GEMM_CANDIDATES"):
+    CANDIDATES = [tuple(int(x) for x in c.split(",")) for c in os.environ["CLGRAD_GEMM_CANDIDATES"].split(";")]
 _CHOICES = {}     # device key -> {class key: [cfg, splits]}
 _LOADED = set()
 

@@ -16,17 +16,42 @@ Two back ends behind one entry point, `gemm()`:
   Sources are specialised on dtype, layout flags, bias epilogue, index width and
   the tile configuration -- never on M, N, K, which are kernel arguments.
 
-  Roofline (H100 SXM, FP32 on CUDA cores: 132 SMs x 128 FMA/clk x 1.98 GHz ~ 67
-  TFLOP/s, HBM3 ~3.3 TB/s; OpenCL exposes no tensor cores).  A 4096^3 SGEMM is 137 GFLOP
-  over >= 200 MB of traffic (~700 FLOP/B): compute bound.  A naive one-output-per-
-  work-item kernel does 2 global loads per FMA and stalls on L1/L2 at ~1-3 TFLOP/s.  The
-  128x128 tile with 8x8 outputs per work-item and float4 local reads issues 4 local
-  loads per 64 FMAs and moves 2 x 128 x 8 x 4 B from global memory per 2 x 128^2 x 8
-  FLOP (32 FLOP/B from L2), so FMA issue bounds it.  Measured (NVIDIA OpenCL, H200):
-  38.7-41.2 TFLOP/s at 4096^3 in every transpose combination, ~80% of cuBLAS FP32
-  (49-52) and >10x a naive kernel.  Small problems (fewer big tiles than SMs) use the
-  64x64 / 4x4 tile to keep every SM busy.  M == 1 or N == 1 goes to a GEMV kernel
-  (memory bound: measured 1.6-1.9 TFLOP/s-equivalent at 8192^2, PyTorch 1.5-2.0).
+  Roofline (H100 SXM / H200, FP32 on CUDA cores: 132 SMs x 128 FMA/clk x 1.98 GHz ~ 67 TFLOP/s;
+  HBM3 ~3.3 TB/s on H100, HBM3e ~4.8 TB/s on H200; OpenCL exposes no tensor cores).  A 4096^3 SGEMM
+  is 137 GFLOP over >= 200 MB (~700 FLOP/B): compute bound.  The GPT-step shapes are too: x @ W^T
+  16384x1536x384 is 19.3 GFLOP over ~128 MB (150 FLOP/B, ~27 us of HBM against ~290 us of FMA at
+  67 TFLOP/s).  The attention products (384 x 256x256x64: 3.2 GFLOP over ~150 MB, ~21 FLOP/B) sit
+  near the balance point (67 / 4.8 = 14 FLOP/B): there the C traffic matters (vector stores).  A
+  naive one-output-per-work-item kernel stalls on L1/L2 at ~1-3 TFLOP/s.  The 128x128 tile with 8x8
+  outputs per work-item and float4 local reads issues 4 local loads per 64 FMAs and moves
+  2 x 128 x 8 x 4 B from global memory per 2 x 128^2 x 8 FLOP (32 FLOP/B from L2), so FMA issue
+  bounds it.  On top of that (PF bits of a tile configuration, see PF_* below): work-groups whose
+  tile lies inside C load their K slices without bounds checks (one uniform branch per slice),
+  with float4 global loads along each operand's unit-stride dim when pointer and stride are
+  aligned, optionally into two local-memory stages (one barrier per slice), and store C as float4.
+  The tuner (gemm_tune.py) picks tile + PF per shape class; weight gradients split K into chunks
+  of 512 (_deep_split).  M == 1 or N == 1 goes to a GEMV kernel (memory bound: measured
+  1.6-1.9 TFLOP/s-equivalent at 8192^2, PyTorch 1.5-2.0).
+
+  Measured (H200, NVIDIA OpenCL, benchmarks/probe_gemm.py, TFLOP/s, both versions and PyTorch 2.11
+  cuBLAS fp32 (TF32 off) in one run; GPU timings vary ~5-10 % run to run):
+      shape                          before   after   torch
+      x@W^T 16384x1152x384             32.5    37.8    41.0
+      x@W^T 16384x1536x384             35.0    39.9    45.3
+      x@W^T 16384x384x384              26.0    30.8    34.6
+      g@W   16384x384x1536             32.3    39.7    45.8
+      g@W   16384x1536x384             30.5    40.2    37.7-44.7
+      g^T@x 1536x384, K 16384 (dW)     26.2    40.2    48.5
+      g^T@x 1152x384, K 16384          28.7    37.1    34.5
+      g^T@x 384x384, K 16384           20.1    26.4    42.3
+      bmm 384 x 256x256x64             17.0    24.6    24.3
+      bmm 384 x 256x64x256             20.2    26.8    32.0
+      1024^3                           15.0    19.6    32.3
+      4096^3                           40.2    43.2    50.7
+      sum over the 21 probe shapes   10.54 ms  8.66 ms  7.5 ms (clgrad / torch 0.72 -> 0.87)
+  What did not pay: double buffering with TK 8 (-10-20 %; it pays with TK 16), TK 8 vs 16 is
+  shape dependent (both stay candidates).  Still behind cuBLAS: N = 65 (head: half of a 128-wide
+  tile is padding, 7 vs 16 TFLOP/s) and small grids (1024^3).
 
 * numpy (CPU devices, default): PoCL keeps buffers in host memory, and a GEMM
   written in OpenCL C runs far slower there than the host BLAS, so CPU devices read
@@ -75,28 +100,22 @@ def use_numpy(device, work=None):
 
 # ---- tile configurations -------------------------------------------------------------------------
 # (TM, TN, TK, WM, WN, V, PF): C tile per work-group, K slice, outputs per work-item, vector width of the
-# local-memory reads (a work-item's WM rows are WM/V runs of V adjacent rows, read as one floatV), and
-# register prefetch of the next K slice (global loads overlap the FMAs of the current slice).
-# GPU "big": 128x128 tile, 8x8 per work-item, 256 work-items, TK 8: 2 x 8 x 132 x 4 B = 8.4 KB local
-#   memory for float; the standard SIMT SGEMM shape (64 accumulators + 16 operands in registers).
-#   Measured through NVIDIA's OpenCL on an H200 (H100 within a few %), 4096^3 float32: 38.7-41.2 TFLOP/s
-#   over the four transpose combinations vs cuBLAS FP32 (TF32 off) 49-52, i.e. ~80%.  TK 16 measured
-#   28-40 (layout dependent), V 1 (scalar local reads) ~25, no prefetch ~22.
-# GPU "small": 64x64, 4x4 per work-item, 256 work-items (~30 TFLOP/s at 4096^3); used when the big tile
-#   gives fewer work-groups than SMs or K < 256 (1024^3: 23 vs 15 TFLOP/s), for 8-byte types (register
-#   pressure) and on GPUs of unknown vendors (safe default).
-# CPU (PoCL, only when the kernel is forced): 32x32, 4x4 per work-item, 64 work-items; PoCL runs a
-#   work-group as loops over work-items, so small groups and short register tiles vectorise best.
-# CLGRAD_MATMUL_TILE="TM,TN,TK,WM,WN,V,PF" overrides the choice (tuning).
-# PF field of a tile configuration: a bit set (tuning knobs; 0 / 1 keep their old meaning)
+# local-memory reads (a work-item's WM rows are WM/V runs of V adjacent rows, read as one floatV), and PF,
+# a bit set of code-generation options (0 and 1 keep their old meaning: no / register prefetch):
 PF_PREFETCH = 1   # register prefetch of the next K slice (global loads overlap the FMAs)
 PF_INTERIOR = 2   # work-groups whose tile lies inside M x N load full K slices without bounds checks
 PF_VEC = 4        # ... with float2/float4 global loads along an operand's unit-stride dim when aligned
-PF_DBUF = 8       # two local-memory stages: one barrier per K slice instead of two
+PF_DBUF = 8       # two local-memory stages: one barrier per K slice instead of two (implies prefetch)
 PF_VSTORE = 16    # interior tiles store C rows as VT vectors when C is n-contiguous and aligned
 PF_UNROLL2 = 32   # with PF_DBUF: the K loop unrolled by two slices, so each stage has a constant address
-
-
+# GPU "big": 128x128 tile, 8x8 per work-item, 256 work-items, TK 16, all options but PF_UNROLL2 (the
+#   heuristic's choice when the tuner is off; the tuner picks among gemm_tune.CANDIDATES).  H200, 4096^3:
+#   44 TFLOP/s (TK 8 + PF 23: 44.8; the old TK 8 + prefetch only: 39-40; cuBLAS FP32 50-51).
+# GPU "small": 64x64, 4x4 per work-item, 256 work-items; used when the big tile gives fewer work-groups
+#   than SMs or K < 256, for 8-byte types (register pressure) and on GPUs of unknown vendors.
+# CPU (PoCL, only when the kernel is forced): 32x32, 4x4 per work-item, 64 work-items; PoCL runs a
+#   work-group as loops over work-items, so small groups and short register tiles vectorise best.
+# CLGRAD_MATMUL_TILE="TM,TN,TK,WM,WN,V,PF" overrides the choice (tuning).
 CONFIGS = {
     "big": (128, 128, 16, 8, 8, 4, 31),
     "small": (64, 64, 16, 4, 4, 4, 31),
@@ -568,7 +587,7 @@ def _pick(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, la, lb):
                 continue
             cands.append((cfg, 1))
             if splittable:
-                S = _split.choose_splits(device, M, N, K, -(-M // cfg[0]) * -(-N // cfg[1]))
+                S = _deep_split(K, _split.choose_splits(device, M, N, K, -(-M // cfg[0]) * -(-N // cfg[1])))
                 if S > 1:
                     cands.append((cfg, S))
         if cands:
@@ -591,7 +610,20 @@ def _split_count(device, M, N, K, cfg):
     if env is not None and env.strip():
         S = int(env)
         return S if S > 1 and K % S == 0 else 1
-    return _split.choose_splits(device, M, N, K, -(-M // cfg[0]) * -(-N // cfg[1]))
+    return _deep_split(K, _split.choose_splits(device, M, N, K, -(-M // cfg[0]) * -(-N // cfg[1])))
+
+
+def _deep_split(K, S):
+    """Once K is split at all, split it finer: chunks of 512 (S up to 32).  Measured on an H200 (NVIDIA
+    OpenCL), dW = X^T @ dY with K = 16384: fc 1536x384 30 -> 38-40 TFLOP/s (S 8 -> 32), qkv 1152x384
+    33 -> 36 (16 -> 32): more work-groups than the ~2 waves gemm_split aims at even out the tail, and the
+    extra partial-sum traffic (2 x S x M x N x 4 B) stays small against the GEMM."""
+    if S <= 1:
+        return S
+    for s in (32, 16):
+        if s > S and K % s == 0 and K // s >= 512:
+            return s
+    return S
 
 
 # ---- small products on CPU devices ------------------------------------------------------------------
