@@ -221,6 +221,7 @@ def _run(roots, retain_graph, create_graph, capture, accumulate):
     _state.enabled = bool(create_graph)
     recorders = list(_recorders)
     heappush, heappop = heapq.heappush, heapq.heappop
+    from ..ops.methods import _fast_inplace as iadd
     acc_cls = AccumulateGrad
     try:
         while heap:
@@ -314,10 +315,11 @@ def _run(roots, retain_graph, create_graph, capture, accumulate):
                         if c is None:
                             buf[nr] = g
                         elif (create_graph or c._rg or c.dtype is not g.dtype or c._shape != g._shape
-                              or _getrefcount(c) != 3 or _getrefcount(c._storage) != 2):
+                              or _getrefcount(c) != 3 or _getrefcount(c._storage) != 2
+                              or iadd("add", "v1 + v2", c, g) is None):
                             buf[nr] = c + g
-                        else:  # nothing else sees c (refcounts: buf, c, the argument): add in place
-                            c.add_(g)
+                        # else: nothing else saw c (refcounts: buf, c, the argument), a contiguous
+                        # tensor: g was added into it in place, no temporary
                         c = None
                 dn = deps[nxt] - 1
                 deps[nxt] = dn
