@@ -38,7 +38,8 @@ def main():
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--set", action="append", default=[], help="module.attr=value (a Python literal), e.g. "
                     "engine.runtime.matmul.CPU_KERNEL_MAX_WORK=0")
-    ap.add_argument("--ab", default=None, help="module.attr=v1|v2|...: alternate the values between timed runs")
+    ap.add_argument("--ab", default=None, help="module.attr=v1|v2|...: alternate the values between timed runs (a literal, 'orig' "
+                    "or 'noop': a function doing nothing)")
     a = ap.parse_args()
     for kv in a.set:
         k, v = kv.split("=", 1)
@@ -60,7 +61,8 @@ def main():
         k, vs = a.ab.split("=", 1)
         mod, attr = k.rsplit(".", 1)
         m = importlib.import_module(mod)
-        vals = [ast.literal_eval(v) for v in vs.split("|")]
+        vals = [(lambda *a, **k: None) if v == "noop" else getattr(m, attr) if v == "orig" else ast.literal_eval(v)
+                for v in vs.split("|")]
         best = {i: float("inf") for i in range(len(vals))}
         for _ in range(a.reps):
             for i, v in enumerate(vals):

@@ -54,9 +54,10 @@ Two back ends behind one entry point, `gemm()`:
   tile is padding, 7 vs 16 TFLOP/s) and small grids (1024^3).
 
 * numpy (CPU devices, default): PoCL keeps buffers in host memory, and a GEMM
-  written in OpenCL C runs far slower there than the host BLAS, so CPU devices read
-  the operands' spans, call np.matmul (BLAS) and write C back with a blocking copy,
-  like PyTorch's CPU back end calling MKL.  Set CLGRAD_MATMUL=opencl (or
+  written in OpenCL C runs far slower there than the host BLAS, so CPU devices map
+  the operands (zero-copy), and a worker thread calls np.matmul (BLAS) into C's mapped
+  buffer behind a user-event barrier (see ASYNC_BLAS), like PyTorch's CPU back end
+  calling MKL.  Set CLGRAD_MATMUL=opencl (or
   `engine.runtime.matmul.FORCE_OPENCL = True`) to use the kernel everywhere.
 """
 import functools
@@ -93,8 +94,9 @@ def use_numpy(device, work=None):
         return not f
     if os.environ.get("CLGRAD_MATMUL", "").strip().lower() == "opencl":
         return False
-    # tiny products: the host path's blocking reads (~100 us each on PoCL) cost more than the kernel,
-    # which stays asynchronous (measured: 32^3 65 us vs 366 us; 64^3 about even; 128^3 2.2 ms vs 0.5 ms)
+    # tiny products: the host path's maps, barrier and thread hand-off (~40 us of the enqueuing thread)
+    # cost more than the kernel; the digits MLP's (64,256)@(256,10) products (work 163840) ran at
+    # 140-230 us in the kernel and its step was fastest with them on the asynchronous BLAS path
     return work is None or work > CPU_KERNEL_MAX_WORK
 
 
@@ -824,17 +826,17 @@ def _span(offset, shape, strides):
     return lo, hi
 
 
-def _map_view(device, maps, dtype, storage, offset, shape, strides, write=False):
+def _map_view(queue, maps, dtype, buf, offset, shape, strides, write=False, wait_for=None):
     """A numpy view of a strided operand on its buffer, mapped without blocking (zero-copy on PoCL);
-    valid once the map's event (the last of `maps`) has completed: _gemm_numpy waits for all at once."""
+    valid once the map's event (the last of `maps`) has completed: the caller waits for all at once."""
     isz = dtype.itemsize
     if any(n == 0 for n in shape):
         return np.zeros(shape, dtype.np)
     lo, hi = _span(offset, shape, strides)
     flags = cl.map_flags.READ if not write else cl.map_flags.WRITE_INVALIDATE_REGION if write == "new" else \
         cl.map_flags.READ | cl.map_flags.WRITE
-    arr, ev = cl.enqueue_map_buffer(device.queue, storage.buf, flags, lo * isz, ((hi - lo + 1) * isz,), np.uint8,
-                                    is_blocking=False)
+    arr, ev = cl.enqueue_map_buffer(queue, buf, flags, lo * isz, ((hi - lo + 1) * isz,), np.uint8,
+                                    is_blocking=False, wait_for=wait_for)
     maps.append((arr, ev))
     span = arr.view(dtype.np)
     return np.lib.stride_tricks.as_strided(span[offset - lo:], shape, [s * isz for s in strides],
@@ -852,19 +854,46 @@ def _blas_ready(x):
 
 
 # ASYNC_BLAS: the host GEMM runs on a worker thread, so the thread that enqueues never waits for the
-# queue: the operands are mapped (non-blocking), a barrier that waits on a user event holds back every
-# later command, the maps are released behind it, and the worker (once the maps are done) computes and
-# completes the user event.  A synchronous call (map, wait, compute) cost a queue drain and a PoCL
-# wake-up per GEMM, and the device sat idle while Python enqueued the next commands.
+# queue: it maps the operands (non-blocking), enqueues a barrier that waits on a user event (holding
+# back every later command), releases the maps behind it and hands the views over; the worker waits for
+# the maps, computes and completes the user event.  A synchronous call (map, wait, compute) cost a
+# queue drain and a PoCL wake-up per GEMM and left the device idle while Python enqueued the next
+# commands (digits MLP step: 4.1 -> 2.9-3.1 ms).  Measured worse: the worker mapping on a queue of its
+# own after a marker (one more round trip per GEMM: 4.5-8.4 vs 4.3-5.5 ms/step under load).
+# Jobs hold mapped arrays (and through them cl.Buffers), never Storages: a Storage's last reference
+# must drop on the user's thread (its __del__ gives the buffer back to the pool, not thread-safe).
 ASYNC_BLAS = True
-_WORKERS = {}    # device -> (ThreadPoolExecutor of one thread, [first exception not yet raised])
+_WORKERS = {}    # device -> _Worker
+
+
+class _Worker:
+    def __init__(self, device):
+        import queue
+        import threading
+        self.jobs = queue.SimpleQueue()
+        self.errors = []   # the first exception of a job, raised by the next GEMM call
+        threading.Thread(target=self._run, name=f"clgrad-blas-{device.index}", daemon=True).start()
+
+    def _run(self):
+        while True:
+            job = self.jobs.get()
+            ev, uev, args = job
+            try:
+                if ev is not None:
+                    ev.wait()
+                _gemm_host(*args)
+            except BaseException as e:
+                if not self.errors:
+                    self.errors.append(e)
+            finally:
+                uev.set_status(cl.command_execution_status.COMPLETE)
+            del job, ev, uev, args
 
 
 def _worker(device):
     w = _WORKERS.get(device)
     if w is None:
-        from concurrent.futures import ThreadPoolExecutor
-        w = _WORKERS[device] = (ThreadPoolExecutor(1, thread_name_prefix="clgrad-blas"), [])
+        w = _WORKERS[device] = _Worker(device)
     return w
 
 
@@ -876,43 +905,29 @@ def _gemm_numpy(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
     if not contiguous:
         raise ValueError("internal: the numpy GEMM path writes a contiguous C")
     w = _worker(device) if ASYNC_BLAS else None
-    if w is not None and w[1]:
-        raise w[1].pop()   # an earlier asynchronous GEMM failed (e.g. out of host memory)
+    if w is not None and w.errors:
+        raise w.errors.pop()   # an earlier asynchronous GEMM failed (e.g. out of host memory)
+    queue = device.queue
     maps = []
     try:
-        av = _map_view(device, maps, dtype, a[0], a[1], (nb0, nb1, M, K), a[2])
-        bv = _map_view(device, maps, dtype, b[0], b[1], (nb0, nb1, K, N), b[2])
-        dv = _map_view(device, maps, dtype, d[0], d[1], (nb0, nb1, M, N), d[2]) if d is not None else None
-        cv = _map_view(device, maps, dtype, c[0], c[1], (nb0, nb1, M, N), (nb1 * M * N, M * N, N, 1),
-                       write=True if any(x is not None and x[0] is c[0] for x in (a, b, d)) else "new")
-        ev = maps[-1][1] if maps else None
+        av = _map_view(queue, maps, dtype, a[0].buf, a[1], (nb0, nb1, M, K), a[2])
+        bv = _map_view(queue, maps, dtype, b[0].buf, b[1], (nb0, nb1, K, N), b[2])
+        dv = _map_view(queue, maps, dtype, d[0].buf, d[1], (nb0, nb1, M, N), d[2]) if d is not None else None
+        c_rw = any(x is not None and x[0] is c[0] for x in (a, b, d))   # C is also read: map it read-write
+        cv = _map_view(queue, maps, dtype, c[0].buf, c[1], (nb0, nb1, M, N), (nb1 * M * N, M * N, N, 1),
+                       write=True if c_rw else "new")
+        ev = maps[-1][1] if maps else None   # the in-order queue: every earlier command and map done
         if w is None:
             if ev is not None:
-                ev.wait()   # one wait: the in-order queue has run every earlier command and map
+                ev.wait()
             _gemm_host(dtype, av, bv, cv, dv, alpha, beta)
             return
-        uev = cl.UserEvent(device.queue.context)
-        cl.enqueue_barrier(device.queue, wait_for=[uev])
-        w[0].submit(_gemm_job, ev, uev, w[1], dtype, av, bv, cv, dv, alpha, beta)
-    except BaseException:
-        if w is not None and "uev" in locals():
-            uev.set_status(cl.command_execution_status.COMPLETE)
-        raise
+        uev = cl.UserEvent(queue.context)
+        cl.enqueue_barrier(queue, wait_for=[uev])
+        w.jobs.put((ev, uev, (dtype, av, bv, cv, dv, alpha, beta)))
     finally:
         for arr, _ev in maps:
-            arr.base.release(device.queue)
-
-
-def _gemm_job(ev, uev, errors, dtype, av, bv, cv, dv, alpha, beta):
-    try:
-        if ev is not None:
-            ev.wait()
-        _gemm_host(dtype, av, bv, cv, dv, alpha, beta)
-    except BaseException as e:  # raised by the next GEMM call of this device
-        if not errors:
-            errors.append(e)
-    finally:
-        uev.set_status(cl.command_execution_status.COMPLETE)
+            arr.base.release(queue)   # (asynchronous: behind the barrier)
 
 
 def _gemm_host(dtype, av, bv, cv, dv, alpha, beta):
