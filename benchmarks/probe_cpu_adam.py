@@ -45,11 +45,10 @@ def main():
     mlp = [(256, 64), (256,), (256, 256), (256,), (10, 256), (10,)]
     for name, shapes in (("mlp", mlp), (f"big {a.big}", [(a.big,)])):
         n = sum(int(torch.Size(s).numel()) for s in shapes)
-        nbytes = n * 4 * 5  # read p, g, m, v; write p, m, v: 7 x 4 B, counted as 5 (g read, p/m/v r+w is 6) ->
-        nbytes = n * 4 * 7
+        nbytes = n * 4 * 7  # read p, g, exp_avg, exp_avg_sq; write p, exp_avg, exp_avg_sq
         ps = [engine.randn(*s, requires_grad=True) for s in shapes]
         for p in ps:
-            p.grad = engine.randn(*s) if False else engine.randn(*p.shape)
+            p.grad = engine.randn(*p.shape)
         opt = engine.optim.Adam(ps, lr=1e-3)
         opt.step()
         engine.synchronize()

@@ -873,10 +873,16 @@ class _Worker:
         self.jobs = queue.SimpleQueue()
         self.errors = []   # the first exception of a job, raised by the next GEMM call
         threading.Thread(target=self._run, name=f"clgrad-blas-{device.index}", daemon=True).start()
+        if not _WORKERS:
+            import atexit
+            atexit.register(_drain)
 
     def _run(self):
         while True:
             job = self.jobs.get()
+            if not isinstance(job, tuple):   # _drain's marker: every earlier job is done
+                job.set()
+                continue
             ev, uev, args = job
             try:
                 if ev is not None:
@@ -888,6 +894,16 @@ class _Worker:
             finally:
                 uev.set_status(cl.command_execution_status.COMPLETE)
             del job, ev, uev, args
+
+
+def _drain(timeout=30):
+    """Wait for the queued host GEMMs (at exit: a daemon thread stopped mid-job would leave the
+    device queue waiting on its user event)."""
+    import threading
+    for w in list(_WORKERS.values()):
+        done = threading.Event()
+        w.jobs.put(done)
+        done.wait(timeout)
 
 
 def _worker(device):
