@@ -65,7 +65,8 @@ class CrossEntropyIdx(Function):
         else:
             out = loss
         if M and x._shape[cdim]:   # after the reduction is queued: the flag read waits for both
-            raise_if_oob(dev, _target_oob)
+            # an unchanged target already found in range skips the read (advanced.raise_if_oob)
+            raise_if_oob(dev, _target_oob, t, ("ce", x._shape[cdim], ignore_index))
         ctx.save_for_backward(x, t, lse, wrow, den)
         ctx.cdim, ctx.ignore_index = cdim, ignore_index
         return out
@@ -115,7 +116,7 @@ class NllLossIdx(Function):
         else:
             w = keep
         if idx.numel():
-            raise_if_oob(logp._storage.device, _target_oob)
+            raise_if_oob(logp._storage.device, _target_oob, target, ("nll", logp._shape[cdim], ignore_index))
         ctx.save_for_backward(idx, w)
         ctx.cdim = cdim
         ctx.shape = logp.shape

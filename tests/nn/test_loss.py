@@ -256,3 +256,17 @@ def test_cross_entropy_double_backward_and_long_rows():
     # a GPT-like vocabulary row (work-group reductions) with a K-dim target
     check_functional(F.cross_entropy, torch.nn.functional.cross_entropy, randn(2, 300, 3, scale=4.0),
                      _targets((2, 3), 300))
+
+
+def test_cross_entropy_target_check_memo():
+    """An unchanged target found in range skips the flag read; a changed one is checked again."""
+    import engine.nn.functional as EF
+    x = engine.randn(4, 3)
+    t = engine.tensor([0, 1, 2, 1])
+    EF.cross_entropy(x, t)
+    with engine.profiler.profile() as prof:
+        EF.cross_entropy(x, t)
+    assert not [r for r in prof.records if r["name"] == "memcpy_dtoh"]
+    t[1] = 7
+    with pytest.raises(IndexError, match="Target 7 is out of bounds"):
+        EF.cross_entropy(x, t)
