@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import engine
+from engine.runtime.device import default_device
 import engine.nn.functional as F
 from engine.runtime import launch as _launch
 from engine.runtime import rows as _rows
@@ -244,4 +245,6 @@ def test_layer_norm_kernel_counts():
     g = engine.randn(256, 512)
     names = _kernels(lambda: y.backward(g))
     assert names.count("native_layer_norm_backward") == 1, names
-    assert names.count("layer_norm_weight_backward") == 1 and len(names) == 2, names
+    # dweight/dbias: one column kernel; narrow rows on a GPU add a second pass over per-block partials
+    nw = names.count("layer_norm_weight_backward")
+    assert (nw == 1 or (nw == 2 and default_device().is_gpu)) and len(names) == 1 + nw, names
