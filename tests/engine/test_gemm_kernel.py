@@ -13,7 +13,7 @@ from engine.runtime.device import default_device
 # small tiles (PoCL runs work-groups as loops) with every combination of the PF bits that matters,
 # and the GPU's 128 x 128 one
 CFGS = [(32, 32, 8, 4, 4, 4, pf) for pf in (1, 3, 7, 15, 31, 30, 23, 63, 41)] + \
-    [(32, 64, 8, 4, 8, 4, 31), (64, 32, 16, 8, 4, 4, 31), (32, 32, 16, 4, 4, 2, 15), (128, 128, 8, 8, 8, 4, 31),
+    [(32, 64, 8, 4, 8, 4, 31), (64, 32, 16, 8, 4, 4, 31), (32, 32, 16, 4, 4, 4, 15), (32, 32, 16, 4, 4, 2, 1), (128, 128, 8, 8, 8, 4, 31),
      (128, 64, 16, 8, 8, 4, 31), (64, 128, 8, 8, 8, 4, 63)]
 
 
@@ -126,3 +126,10 @@ def test_interior_tiles_take_the_vector_path(gpu_path, monkeypatch, ta, tb):
     ea, t_a = _operand(rng, 32, 24, "c" if ta else "r")
     eb, t_b = _operand(rng, 24, 48, "c" if tb else "r")
     _check(ea @ eb, t_a @ t_b, 24)
+
+
+def test_v2_tiles_keep_plain_prefetch():
+    """V=2 tiles with the vector/interior/double-buffer options faulted on NVIDIA: _fits refuses them."""
+    dev = default_device()
+    assert not rt._fits(dev, (32, 32, 16, 4, 4, 2, 15), 4)
+    assert rt._fits(dev, (32, 32, 16, 4, 4, 2, 1), 4)
