@@ -267,6 +267,10 @@ def _record_shape(module, args, output, _tensor=[None]):
     e[1] = desc if desc is not None else describe_output(output)
 
 
+# only watches: engine.compile may skip it on replayed calls (the shapes do not change between them)
+_record_shape._clgrad_observer = True
+
+
 def start_shape_recording():
     """Record every module's last output shape (a global forward hook)."""
     if _hook[0] is None:

@@ -1603,10 +1603,53 @@ t_cl, t_th = best(step, engine.synchronize), best(tstep, no_sync)
 print(f"training step, MLP {WIDTH}-{WIDTH}-{WIDTH}-10, batch {BATCH}:  clgrad {t_cl * 1e3:.2f} ms   PyTorch CPU {t_th * 1e3:.2f} ms")
 """),
         md("""
+## 4. `engine.compile`: one plan instead of op-by-op dispatch
+
+`engine.compile(model)` is clgrad's `torch.compile`. The first call runs the model eagerly while the runtime
+records every kernel launch, and records the backward pass too; later calls *replay* that plan: no Python per
+op, and chains of elementwise kernels fused into single generated kernels. Results are the eager ones (within
+float32 rounding). A new input shape traces again; Python that reads tensor values falls back to eager, with
+the reason in `explain()`.
+"""),
+        code("""
+cmodel = engine.compile(model)            # same parameters: the optimizer keeps working
+
+def cstep():
+    loss = F.cross_entropy(cmodel(xb), yb)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+for _ in range(3):
+    cstep()                                # the first call traces, the others replay
+out_c, out_e = cmodel(xb), model(xb)
+print("compiled output equals eager:", np.allclose(out_c.detach().numpy(), out_e.detach().numpy(), atol=1e-6))
+info = cmodel.explain()
+print(f"traces {info['traces']}, replays {info['replays']}, fallbacks {info['reasons']}")
+print(f"forward + backward: {info['launches_before']} eager launches -> {info['launches_after']} replayed steps")
+"""),
+        md("""
+`FusedGraphView` draws the plan: one node per replayed kernel (GEMMs, reductions, copies), and each fused
+kernel lists the eager ops it replaced (hover or click a node). The boxes separate the forward plan from the
+backward plan.
+"""),
+        code("""
+from widgets import FusedGraphView
+FusedGraphView(cmodel, height=420)
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+# (timings)
+t_eager, t_comp = best(step, engine.synchronize), best(cstep, engine.synchronize)
+print(f"training step: eager {t_eager * 1e3:.2f} ms, compiled {t_comp * 1e3:.2f} ms")
+"""),
+        md("""
 ## Summary
 
 * `%%cl_profile` (or `engine.profiler.profile`) shows which kernels ran and where device time went.
 * Warm up before timing (compilation), and synchronise before stopping the clock (asynchrony).
+* `engine.compile` replays a recorded plan with fused kernels; `FusedGraphView` shows what it fused.
 * `benchmarks/run.py` (`make bench`) runs a fuller clgrad-vs-PyTorch comparison, including the example models.
 """),
     ]

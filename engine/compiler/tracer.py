@@ -212,8 +212,9 @@ class CompiledFunction:
         if m is None:
             return None
         mods = list(m.modules())
-        hooked = bool(_mod._global_pre_hooks or _mod._global_fwd_hooks) or any(
-            x._forward_hooks or x._forward_pre_hooks or x._backward_hooks or x._backward_pre_hooks for x in mods)
+        hooked = _blocking(_mod._global_pre_hooks) or _blocking(_mod._global_fwd_hooks) or any(
+            _blocking(x._forward_hooks) or _blocking(x._forward_pre_hooks) or _blocking(x._backward_hooks)
+            or _blocking(x._backward_pre_hooks) for x in mods)
         return (tuple(x.training for x in mods),
                 tuple((id(p._storage), p._rg) for p in m.parameters()),
                 tuple(id(b._storage) for b in m.buffers()), hooked)
@@ -381,6 +382,13 @@ class CompiledFunction:
             raise RuntimeError("fused_graph(): nothing compiled yet (call the compiled function first)")
         return _fusion.plan_graph([("forward", ent.fwd.steps)] + ([("backward", ent.bwd.steps)] if ent.bwd else []),
                                   ent.n_before)
+
+
+def _blocking(hooks):
+    """Hooks a replay would skip.  A hook marked `_clgrad_observer = True` only watches (e.g. the
+    IPython extension records module output shapes for its reprs): it runs on traced calls only, and
+    does not keep a module from being compiled."""
+    return any(not getattr(h, "_clgrad_observer", False) for h in hooks.values()) if hooks else False
 
 
 def _step_slots(st):

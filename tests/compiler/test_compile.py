@@ -312,3 +312,16 @@ def test_module_hooks_run_eagerly():
     h.remove()
     c(x)
     assert c.explain()["replays"] == 2
+    # a hook marked as an observer (kernel_ext's shape recorder) runs on traced calls only
+    watch = []
+
+    def observer(m, i, o):
+        watch.append(1)
+    observer._clgrad_observer = True
+    h = engine.nn.modules.module.register_module_forward_hook(observer)
+    try:
+        c(x)
+        c(x)
+    finally:
+        h.remove()
+    assert c.explain()["replays"] == 4 and watch == []
