@@ -97,7 +97,10 @@ def test_rms_norm():
 def test_group_norm(shape):
     ours, theirs = nn.GroupNorm(3, 6), torch.nn.GroupNorm(3, 6)
     _perturb(ours, theirs)
-    check_module(ours, theirs, randn(*shape), copy=False)
+    # (3, 6) has groups of 2 elements: the input gradient is a difference of nearly equal terms, and
+    # torch's own reference is off by up to ~2e-5 there (its two gradients of a group do not even sum to
+    # zero); which random values the shared generator gives depends on test order under xdist
+    check_module(ours, theirs, randn(*shape), copy=False, atol=5e-5 if len(shape) == 2 else 1e-5)
     check_module(nn.GroupNorm(2, 6, affine=False), torch.nn.GroupNorm(2, 6, affine=False), randn(*shape))
 
 
