@@ -33,7 +33,7 @@ from ..runtime import device as _rdev
 from ..runtime import fusion as _fusion
 from ..runtime import index as _index
 from ..runtime import launch as _launch
-from ..runtime.record import Plan, Recorder, dump
+from ..runtime.record import Plan, Recorder, _step_slots, dump
 from ..ops._core import copy_into
 from ..tensor import Tensor, empty, make
 
@@ -389,11 +389,6 @@ def _blocking(hooks):
     IPython extension records module output shapes for its reprs): it runs on traced calls only, and
     does not keep a module from being compiled."""
     return any(not getattr(h, "_clgrad_observer", False) for h in hooks.values()) if hooks else False
-
-
-def _step_slots(st):
-    from ..runtime.record import _step_slots as f
-    return f(st)
 
 
 def _graph_slots(outs, rec):

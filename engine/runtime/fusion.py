@@ -14,6 +14,7 @@ consumers' reads) -- e.g. GELU's backward (6 kernels of one read + one write eac
 import re
 
 from . import launch as _launch
+from .record import SlotRef, _tree_slots
 from . import elementwise as _ew
 
 MAX_OPERANDS = 12
@@ -49,7 +50,6 @@ def _key(r):
 
 
 def _refs_of(st):
-    from .record import SlotRef, _tree_slots
     import pyopencl as cl
     if st.kind == "host":
         out = []
@@ -216,7 +216,6 @@ def _inline(rec, c, p, s):
 
 def _generate(rec, device, info, names):
     """The launch steps of a (fused) elementwise op, generated without running them."""
-    from .record import SlotRef
     op, expr, out, operands, pre = info
 
     def view(d):
