@@ -114,3 +114,107 @@ def test_parameters_vector_roundtrip():
     v = nn.utils.parameters_to_vector(ours.parameters())
     (v * 2).sum().backward()
     assert np.all(ours[0].weight.grad.numpy() == 2)
+
+
+# ---- the multi-tensor path (engine/runtime/multi_tensor.py): many tensors, several work-groups each
+
+def _grads_pair(shapes, dtype=np.float32, seed=0):
+    r = np.random.default_rng(seed)
+    arrs = [r.standard_normal(s).astype(dtype) for s in shapes]
+    ours = [nn.Parameter(engine.tensor(a)) for a in arrs]
+    theirs = [torch.nn.Parameter(torch.tensor(a)) for a in arrs]
+    for p, tp, a in zip(ours, theirs, arrs):
+        p.grad, tp.grad = engine.tensor(a * 3), torch.tensor(a * 3)
+    return ours, theirs
+
+
+# 40 tensors (more than one launch's 32 slots), empty ones, and one spanning many work-groups
+SHAPES = [(3,), (0,), (70000,), (5, 7)] + [(i % 9 + 1, 4) for i in range(36)] + [(0, 3)]
+
+
+def _traced(fn):
+    from engine.runtime import launch as _launch
+    tok = _launch.begin_trace()
+    try:
+        out = fn()
+    finally:
+        recs = _launch.end_trace(tok)
+    return out, [r["name"] for r in recs if r["kind"] == "kernel"]
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 0.5, 3.0, math.inf])
+def test_clip_many_tensors_matches_torch(norm_type):
+    shapes = SHAPES if norm_type != math.inf else [s for s in SHAPES if 0 not in s]
+    ours, theirs = _grads_pair(shapes)
+    n_e = nn.utils.clip_grad_norm_(ours, 1.5, norm_type=norm_type)
+    n_t = torch.nn.utils.clip_grad_norm_(theirs, 1.5, norm_type=norm_type)
+    assert_close(n_e, n_t, 2e-5, 1e-6, "total norm")
+    for i, (p, tp) in enumerate(zip(ours, theirs)):
+        assert_close(p.grad, tp.grad, 2e-5, 1e-7, f"grad {i} {tuple(tp.shape)}")
+
+
+def test_clip_fused_launch_count_and_no_clip_below_max():
+    ours, theirs = _grads_pair(SHAPES)
+    before = [p.grad.numpy().copy() for p in ours]
+    n_e, names = _traced(lambda: nn.utils.clip_grad_norm_(ours, 1e9))
+    # norms: 2 launches of partials + 1 finish; scale: 2 launches (40 tensors, 32 per launch)
+    assert names.count("clip_norm") == 3 and names.count("clip_scale") == 2 and len(names) == 5, names
+    for b, p in zip(before, ours):   # coefficient clamped to 1: unchanged
+        np.testing.assert_array_equal(p.grad.numpy(), b)
+    n_t = torch.nn.utils.clip_grad_norm_(theirs, 1e9)
+    assert_close(n_e, n_t, 2e-5, 1e-6)
+
+
+def test_clip_fused_float64_and_fallbacks():
+    if not _fp64():
+        pytest.skip("device has no float64")
+    ours, theirs = _grads_pair([(5, 3), (300,)], dtype=np.float64)
+    n_e = nn.utils.clip_grad_norm_(ours, 0.1)
+    n_t = torch.nn.utils.clip_grad_norm_(theirs, 0.1)
+    assert n_e.dtype == engine.float64
+    assert_close(n_e, n_t, 1e-12, 1e-12)
+    for p, tp in zip(ours, theirs):
+        assert_close(p.grad, tp.grad, 1e-12, 1e-12)
+
+
+def _fp64():
+    from engine.runtime.device import default_device
+    return default_device().fp64
+
+
+def test_clip_non_contiguous_and_mixed_dtypes_fall_back():
+    a = np.random.default_rng(1).standard_normal((6, 4)).astype(np.float32)
+    p, tp = nn.Parameter(engine.tensor(a)), torch.nn.Parameter(torch.tensor(a))
+    q, tq = nn.Parameter(engine.tensor(a[:, :2].copy())), torch.nn.Parameter(torch.tensor(a[:, :2].copy()))
+    p.grad, tp.grad = engine.tensor(a * 2), torch.tensor(a * 2)
+    q.grad, tq.grad = engine.tensor(a).t()[:2].t(), torch.tensor(a).t()[:2].t()   # a strided (6, 2) view
+    assert not q.grad.is_contiguous()
+    n_e = nn.utils.clip_grad_norm_([p, q], 0.3)
+    n_t = torch.nn.utils.clip_grad_norm_([tp, tq], 0.3)
+    assert_close(n_e, n_t, 1e-5, 1e-6)
+    assert_close(p.grad, tp.grad, 1e-5, 1e-7)
+    assert_close(q.grad, tq.grad, 1e-5, 1e-7)
+    # p = 0 (a count of non-zeros) and -inf (a min) take the per-tensor path
+    for nt in (0.0, -math.inf):
+        assert_close(nn.utils.get_total_norm([p.grad, q.grad], nt), torch.nn.utils.get_total_norm([tp.grad, tq.grad], nt))
+
+
+def test_clip_nan_propagates_like_torch():
+    for norm_type in (2.0, math.inf):
+        ours, theirs = _grads_pair([(4,), (2000,)])
+        for p, tp in ((ours[1], theirs[1]),):
+            g = p.grad.numpy()
+            g[1500] = np.nan
+            p.grad, tp.grad = engine.tensor(g), torch.tensor(g)
+        n_e = nn.utils.clip_grad_norm_(ours, 1.0, norm_type=norm_type)
+        n_t = torch.nn.utils.clip_grad_norm_(theirs, 1.0, norm_type=norm_type)
+        assert math.isnan(n_e.item()) and math.isnan(n_t.item())
+        # coefficient NaN: every gradient becomes NaN, as in torch
+        assert np.isnan(ours[0].grad.numpy()).all() and torch.isnan(theirs[0].grad).all()
+
+
+def test_clip_version_counter_bumped():
+    ours, _ = _grads_pair([(3,), (4,)])
+    v = ours[0].grad._version
+    nn.utils.clip_grad_norm_(ours, 0.01)
+    assert ours[0].grad._version > v
