@@ -4,6 +4,13 @@ import torch
 
 import engine
 
+
+# torch 2.13 (the pinned dev version) differentiates aminmax and narrow_copy; older references (the
+# NVIDIA box's image has 2.11) raise "derivative for aten::... is not implemented": their gradient
+# checks need a newer reference, the forward checks don't
+TORCH_VERSION = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
+TORCH_GRADS_AMINMAX_NARROW_COPY = TORCH_VERSION >= (2, 13)
+
 TOL = {engine.float32: (1e-5, 1e-5), engine.float64: (1e-10, 1e-10)}
 rng = np.random.default_rng(1234)
 

@@ -102,3 +102,8 @@ def check_functional(ours, theirs, *inputs, rtol=1e-4, atol=1e-5, **kwargs):
         def train(self, mode):
             pass
     return check_module(_Wrap(ours), _Wrap(theirs), *inputs, rtol=rtol, atol=atol, copy=False)
+
+
+# torch 2.13 added BatchNorm*/GroupNorm(bias=...) and 'bias=' in the norms' reprs (LayerNorm's too,
+# so every repr holding a norm differs); the NVIDIA box's image has torch 2.11
+TORCH_NORM_BIAS = "bias" in __import__("inspect").signature(torch.nn.BatchNorm1d.__init__).parameters

@@ -7,10 +7,9 @@ import engine
 import engine.nn as nn
 import engine.nn.functional as F
 from tests.engine.helpers import assert_close
-from tests.nn.helpers import check_functional, check_module, copy_weights, randn
+from tests.nn.helpers import TORCH_NORM_BIAS, check_functional, check_module, copy_weights, randn
 
-# torch 2.13 added BatchNorm*/GroupNorm(bias=...) (and 'bias=' in their reprs); the GPU box has 2.11
-_TORCH_BN_BIAS = "bias" in __import__("inspect").signature(torch.nn.BatchNorm1d.__init__).parameters
+_TORCH_BN_BIAS = TORCH_NORM_BIAS
 
 
 def _perturb(ours, theirs):
@@ -150,9 +149,9 @@ def test_batchnorm_buffers():
     assert m.running_mean is None and m.num_batches_tracked is None
     if _TORCH_BN_BIAS:
         assert repr(nn.BatchNorm1d(3)) == repr(torch.nn.BatchNorm1d(3))
-    assert repr(nn.LayerNorm(3)) == repr(torch.nn.LayerNorm(3))
-    if _TORCH_BN_BIAS:
+        assert repr(nn.LayerNorm(3)) == repr(torch.nn.LayerNorm(3))
         assert repr(nn.GroupNorm(1, 3)) == repr(torch.nn.GroupNorm(1, 3))
+    assert repr(nn.LayerNorm(3)) == "LayerNorm((3,), eps=1e-05, elementwise_affine=True, bias=True)"
 
 
 def test_batchnorm_functional():
