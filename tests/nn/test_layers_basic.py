@@ -354,3 +354,46 @@ def test_small_model_end_to_end():
     ours, theirs = build(nn), build(torch.nn)
     assert repr(ours) == repr(theirs)
     check_module(ours, theirs, randn(5, 3, 4), train=False)
+
+
+# ---- Embedding backward by work-group tables (runtime/embedding.py): small vocabularies ----------
+def _emb_kernels(fn):
+    from engine.runtime import launch as _launch
+    tok = _launch.begin_trace()
+    try:
+        fn()
+    finally:
+        recs = _launch.end_trace(tok)
+    return [r["name"] for r in recs if r["kind"] == "kernel"]
+
+
+@pytest.mark.parametrize("V,Dm,n,dtype", [(65, 70, (9, 457), np.int64), (7, 3, (2,), np.int32), (200, 16, (3001,), np.int64),
+                                         (1, 5, (4, 3), np.int64)])
+def test_embedding_table_backward_matches_torch(V, Dm, n, dtype):
+    # rows beyond one split and not a multiple of the 4-row unroll; D not a multiple of the column tile
+    idx = np.random.default_rng(2).integers(0, V, size=n).astype(dtype)
+    check_module(nn.Embedding(V, Dm), torch.nn.Embedding(V, Dm), idx)
+    ours = nn.Embedding(V, Dm)
+    x = engine.tensor(idx)
+    y = ours(x)
+    names = _emb_kernels(lambda: y.sum().backward())
+    assert "embedding_backward" in names and not any(k.startswith("index") for k in names), names
+
+
+def test_embedding_table_backward_big_vocab_float64_and_double_backward():
+    from engine.runtime.device import default_device
+    idx = np.random.default_rng(3).integers(0, 5000, size=(300,)).astype(np.int64)
+    check_module(nn.Embedding(5000, 8), torch.nn.Embedding(5000, 8), idx)    # too big for a table: scatter-add
+    if default_device().fp64:
+        idx = np.random.default_rng(4).integers(0, 30, size=(40, 3)).astype(np.int64)
+        check_module(nn.Embedding(30, 6, dtype=engine.float64), torch.nn.Embedding(30, 6, dtype=torch.float64), idx)
+    # create_graph: the backward stays differentiable (the scatter-add path)
+    w = engine.randn(12, 4, requires_grad=True)
+    tw = torch.tensor(w.detach().numpy(), requires_grad=True)
+    i = np.random.default_rng(5).integers(0, 12, size=(50,))
+    ge, = engine.autograd.grad((engine.nn.functional.embedding(engine.tensor(i), w) ** 2).sum(), [w], create_graph=True)
+    gt, = torch.autograd.grad((torch.nn.functional.embedding(torch.tensor(i), tw) ** 2).sum(), [tw], create_graph=True)
+    assert_close(ge, gt, 1e-5, 1e-5)
+    (ge ** 2).sum().backward()
+    (gt ** 2).sum().backward()
+    assert_close(w.grad, tw.grad, 1e-4, 1e-4)

@@ -2,10 +2,12 @@
 from ... import dtypes as D
 from ...autograd.function import Function
 from ...autograd import no_grad
+from ...autograd import grad_mode as _gm
+from ...runtime import embedding as _emb
 from ...ops.gather import IndexAdd, _index_select_raw, one_hot as _one_hot
 from ...ops.advanced import _zeros
 from ...ops import pointwise as _P
-from ...tensor import Tensor
+from ...tensor import Tensor, empty as _empty
 
 __all__ = ["embedding", "one_hot"]
 
@@ -35,8 +37,34 @@ class _Embedding(Function):
             ones = _zeros((flat.numel(),), g.dtype, g._storage.device) + 1
             cnt = IndexAdd.apply(_zeros((shape[0],), g.dtype, g._storage.device), 0, flat, ones, 1, False)
             g2 = g2 / _index_select_raw(cnt, 0, flat, False).unsqueeze(1)
+        fast = _table_backward(g2, flat, shape)
+        if fast is not None:
+            return fast, None, None, None
         z = _zeros(shape, g.dtype, g._storage.device)
         return IndexAdd.apply(z, 0, flat, g2, 1, False), None, None, None
+
+
+def _table_backward(g2, flat, shape):
+    """dW by per-work-group tables (runtime/embedding.py) where the vocabulary is small; None where
+    it isn't, or where the backward itself must be differentiable (create_graph)."""
+    V, Dm = shape
+    dev, dt = g2._storage.device, g2.dtype
+    if _gm.is_grad_enabled() or dt.ctype not in ("float", "double") or (flat._strides != (1,) and flat.numel() > 1) or \
+            flat.numel() == 0 or Dm == 0 or flat.numel() >= 2**31 or V * Dm >= 2**31:
+        return None
+    tc = _emb.columns(dev, V, dt.itemsize)
+    if not tc:
+        return None
+    g2 = g2.contiguous()
+    out = _empty(tuple(shape), dt, dev)
+    keep = []
+
+    def scratch(n):
+        keep.append(_empty((n,), dt, dev))
+        return keep[-1]._storage.buf
+    _emb.backward(dev, dt.ctype, flat.dtype.ctype, g2._storage.buf, flat._storage.buf, flat._offset, flat.numel(), V,
+                  Dm, tc, scratch, out._storage.buf, out._offset)
+    return out
 
 
 def _renorm_(weight, flat, max_norm, norm_type):
