@@ -224,6 +224,19 @@ def test_layer_norm(shape, ns, affine):
     check_op(lambda T, a, *wb: T.nn.functional.layer_norm(a, ns, *wb), *args, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(3000, 40), (9000, 7), (700, 33)], ids=_id)
+@pytest.mark.parametrize("affine", ["wb", "w"])
+def test_layer_norm_weight_grads_by_blocks(shape, affine):
+    # the two-pass dweight/dbias (per-block partials, then lanes over the blocks), forced on any device
+    old = _rows.tune(ln_wb="blocks")
+    try:
+        x = rand(shape, low=-3.0, high=5.0)
+        args = [x] + [rand(shape[1:]) for _ in range({"wb": 2, "w": 1}[affine])]
+        check_op(lambda T, a, *wb: T.nn.functional.layer_norm(a, shape[1:], *wb), *args, rtol=1e-4, atol=1e-4)
+    finally:
+        _rows.tune(**old)
+
+
 def test_layer_norm_noncontig_and_float64():
     check_op(lambda T, a, w, b: T.nn.functional.layer_norm(a, (30,), w, b), rand((30, 50)).T.copy(),
              rand((30,)), rand((30,)), noncontig=True, rtol=1e-4, atol=1e-4)
