@@ -12,6 +12,16 @@ import engine.nn.functional as F
 rng = np.random.default_rng(11)
 
 
+@pytest.fixture(autouse=True, params=["row_groups", "register_rows"])
+def row_kernels(request):
+    """Both row-kernel layouts on every device (register rows are the GPUs' choice for S <= 512)."""
+    from engine.runtime import attention as _rt
+    old = _rt.FORCE_REG[0]
+    _rt.FORCE_REG[0] = request.param == "register_rows"
+    yield
+    _rt.FORCE_REG[0] = old
+
+
 def _pair(shape):
     a = rng.standard_normal(shape).astype(np.float32)
     return engine.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
@@ -22,6 +32,8 @@ def _pair(shape):
                                     ((2, 3, 4, 8), (2, 3, 7, 8), (2, 3, 7, 6)),
                                     ((2, 3, 5, 8), (1, 3, 5, 8), (1, 1, 5, 8)),
                                     ((300, 16), (300, 16), (300, 16)),
+                                    ((3, 33, 8), (3, 33, 8), (3, 33, 8)),
+                                    ((2, 9, 4), (2, 600, 4), (2, 600, 4)),
                                     ((1, 1, 1, 4), (1, 1, 1, 4), (1, 1, 1, 4))])
 def test_fused_sdpa_matches_torch(causal, shapes):
     (eq, tq), (ek, tk), (ev, tv) = (_pair(s) for s in shapes)
