@@ -229,12 +229,12 @@ def sum_to(g, shape):
     for i, n in enumerate(shape):
         if n == 1 and g._shape[lead + i] != 1:
             dims.append(lead + i)
-    r = g.sum(dim=tuple(dims), keepdim=True) if dims else g
-    if lead:
-        r = r.reshape(shape)
-    elif r._shape != tuple(shape):
-        r = r.reshape(shape)
-    return r
+    if not dims:
+        return g.reshape(shape)
+    # without keepdim where that already gives `shape`: a bias gradient is then a fresh tensor, not a
+    # view of one, which the leaf's AccumulateGrad can take without a copy
+    r = g.sum(dim=tuple(dims))
+    return r if r._shape == tuple(shape) else r.reshape(shape)
 
 
 def result_dtype(*args):
