@@ -13,7 +13,8 @@ from .. import dtypes as D
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
 from ..runtime import attention as _rt
-from ..tensor import make
+from ..runtime import matmul as _rt_mm
+from ..tensor import empty, make
 from ._core import sum_to
 from .matmul import _gemm_raw
 
@@ -24,6 +25,26 @@ def _t(x):
     shp = x._shape[:nd - 2] + (x._shape[-1], x._shape[-2])
     st = x._strides[:nd - 2] + (x._strides[-1], x._strides[-2])
     return make(x._storage, shp, st, x._offset, x.dtype)
+
+
+def _like(x, shape):
+    """An uninitialised `shape` tensor laid out densely in x's dim order (x: a (..., L, E) operand), or
+    None for plain contiguous.  The head-split q/k/v of a (B, T, 3C) projection are (B, nh, T, hs) views
+    in (B, T, nh, hs) order: an output and gradients in that order make the model's transpose(1, 2)
+    back to (B, T, C) free (torch's fused attention returns that layout too), 4 copies of B*T*C per
+    layer less.  Only where the GEMM runs an OpenCL kernel (host BLAS writes contiguous C)."""
+    dev = x._storage.device
+    if x.ndim < 3 or x._strides[-1] != 1 or _rt_mm.use_numpy(dev):
+        return None
+    order = sorted(range(x.ndim), key=lambda i: -x._strides[i])   # stable: ties keep dim order
+    if order[-1] != x.ndim - 1 or order == list(range(x.ndim)):
+        return None
+    st, acc = [0] * x.ndim, 1
+    for i in reversed(order):
+        st[i] = acc
+        acc *= shape[i]
+    base = empty((acc,), x.dtype, dev)
+    return make(base._storage, tuple(shape), tuple(st), 0, x.dtype)
 
 
 def _acc(dt):
@@ -40,7 +61,8 @@ class FusedAttention(Function):
         L, S = p._shape[-2], p._shape[-1]
         _rt.softmax_rows(dev, p._storage.buf, p._offset, p.numel() // S, S, L, int(causal), p.dtype.ctype,
                          _acc(p.dtype))
-        out = _gemm_raw(p, v)
+        out = _gemm_raw(p, v, out=_like(q, p._shape[:-1] + (v._shape[-1],)) if p._shape[:-2] == q._shape[:-2]
+                        else None)
         ctx.save_for_backward(q, k, v, p)
         ctx.scale, ctx.causal = scale, causal
         return out
@@ -59,15 +81,18 @@ class FusedAttention(Function):
         L, S = p._shape[-2], p._shape[-1]
         dq = dk = dv = None
         if need[2]:
-            dv = sum_to(_gemm_raw(_t(p), g), v._shape)
+            dv = sum_to(_gemm_raw(_t(p), g, out=_like(v, v._shape) if p._shape[:-2] == v._shape[:-2] else None),
+                        v._shape)
         if need[0] or need[1]:
             dp = _gemm_raw(g, _t(v))
             _rt.softmax_rows_backward(dev, dp._storage.buf, dp._offset, p._storage.buf, p._offset, p.numel() // S,
                                       S, L, int(ctx.causal), p.dtype.ctype, _acc(p.dtype))
             if need[0]:
-                dq = sum_to(_gemm_raw(dp, k, alpha=ctx.scale), q._shape)
+                o = _like(q, q._shape) if dp._shape[:-2] == q._shape[:-2] else None
+                dq = sum_to(_gemm_raw(dp, k, alpha=ctx.scale, out=o), q._shape)
             if need[1]:
-                dk = sum_to(_gemm_raw(_t(dp), q, alpha=ctx.scale), k._shape)
+                o = _like(k, k._shape) if dp._shape[:-2] == k._shape[:-2] else None
+                dk = sum_to(_gemm_raw(_t(dp), q, alpha=ctx.scale, out=o), k._shape)
         return dq, dk, dv, None, None
 
 

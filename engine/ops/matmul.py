@@ -44,10 +44,12 @@ def _desc(t, sb0, sb1, s_r, s_c, extra_off=0):
     return (t._storage, t._offset + extra_off, (sb0, sb1, s_r, s_c))
 
 
-def _gemm_raw(a, b, d=None, alpha=1, beta=0):
+def _gemm_raw(a, b, d=None, alpha=1, beta=0, out=None):
     """(*ba, M, K) @ (*bb, K, N) [* alpha + beta * d] -> a new contiguous (*batch, M, N) tensor.
 
-    a, b: raw tensors of >= 2 dims with equal dtype and matching K; d broadcasts to the output."""
+    a, b: raw tensors of >= 2 dims with equal dtype and matching K; d broadcasts to the output.
+    out: an uninitialised (*batch, M, N) tensor to write instead (any strides: the OpenCL kernels
+    take them; the host-BLAS path needs it contiguous)."""
     dev = device_of([a, b] if d is None else [a, b, d])
     dt = a.dtype
     M, K = a._shape[-2:]
@@ -58,7 +60,8 @@ def _gemm_raw(a, b, d=None, alpha=1, beta=0):
         d = expand_raw(d, out_shape)   # PyTorch's "The expanded size of the tensor ..." on mismatch
     else:
         d = None
-    out = empty(out_shape, dt, dev)
+    if out is None:
+        out = empty(out_shape, dt, dev)
     if out.numel() == 0:
         return out
     ae = expand_raw(a, batch + (M, K))

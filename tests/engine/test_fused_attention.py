@@ -63,6 +63,41 @@ def test_fused_sdpa_strided_heads_and_scale():
     np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel_gemm", [False, True])
+def test_fused_sdpa_head_layout_output_and_grads(kernel_gemm):
+    """Head-split views of one projection: with OpenCL GEMMs the output and q/k/v gradients come out in
+    (B, T, H, E) order, so transpose(1, 2).contiguous() and the gradients' view back are free (host BLAS:
+    contiguous, as before); values equal torch's either way."""
+    from engine.runtime import matmul as _mm
+    old = _mm.FORCE_OPENCL
+    _mm.FORCE_OPENCL = True if kernel_gemm else None
+    try:
+        B, T, H, E = 2, 7, 3, 5
+        a = rng.standard_normal((B, T, 3 * H * E)).astype(np.float32)
+        ex, tx = engine.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+
+        def attn(x):
+            q, k, v = x.split(H * E, dim=2)
+            q, k, v = [t.view(B, T, H, E).transpose(1, 2) for t in (q, k, v)]
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True) if x.__class__ is engine.Tensor else \
+                TF.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return y, y.transpose(1, 2).contiguous().view(B, T, H * E)
+        (ye, oe), (yt, ot) = attn(ex), attn(tx)
+        if kernel_gemm:
+            assert ye.stride() == (T * H * E, E, H * E, 1)
+        np.testing.assert_allclose(oe.detach().numpy(), ot.detach().numpy(), rtol=1e-4, atol=1e-5)
+        w = rng.standard_normal((B, T, H * E)).astype(np.float32)
+        with engine.profiler.profile() as prof:
+            (oe * engine.tensor(w)).sum().backward()
+        (ot * torch.tensor(w)).sum().backward()
+        np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+        if kernel_gemm:   # the split's backward writes three slices; no reshape copies before it
+            names = [r["name"] for r in prof.records if r["kind"] == "kernel"]
+            assert names.count("copy") <= 6, names   # 3 slice writes, each at most a body + a tail launch
+    finally:
+        _mm.FORCE_OPENCL = old
+
+
 def test_fused_sdpa_launches():
     q = engine.randn(2, 2, 8, 4, requires_grad=True)
     with engine.profiler.profile() as prof:
