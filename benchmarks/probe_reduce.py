@@ -37,6 +37,7 @@ VARIANTS = {
     "wg512": {"wg": 512},
     "u1": {"unroll": 1},
     "u2": {"unroll": 2},
+    "u8": {"unroll": 8},
     "gpc2": {"groups_per_cu": 2},
     "gpc4": {"groups_per_cu": 4},
     "gpc8": {"groups_per_cu": 8},
@@ -103,8 +104,12 @@ def main():
         ("sum_cols4k", f"sum {s4}^2 dim=0", "m4", lambda x: x.sum(0)),
         ("sum_rows8k", f"sum {s8}^2 dim=-1", "m8", lambda x: x.sum(-1)),
         ("sum_cols8k", f"sum {s8}^2 dim=0", "m8", lambda x: x.sum(0)),
+        # the GPT step's bias gradients: column sums of (B*T, out) = (16384, 1536) and (16384, 384)
+        ("bias1536", f"sum {4 * s4}x{1536 // q} dim=0", "b1536", lambda x: x.sum(0)),
+        ("bias384", f"sum {4 * s4}x{384 // q} dim=0", "b384", lambda x: x.sum(0)),
     ]
-    shapes = {"v": (n26,), "v24": (n24,), "m4": (s4, s4), "m8": (s8, s8)}
+    shapes = {"v": (n26,), "v24": (n24,), "m4": (s4, s4), "m8": (s8, s8), "b1536": (4 * s4, 1536 // q),
+              "b384": (4 * s4, 384 // q)}
     if args.cases:
         keep = set(args.cases.split(","))
         cases = [c for c in cases if c[0] in keep]
