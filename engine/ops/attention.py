@@ -47,6 +47,32 @@ def _like(x, shape):
     return make(base._storage, tuple(shape), tuple(st), 0, x.dtype)
 
 
+def _joint(q, k, v):
+    """Gradient views for q, k, v laid out in one new buffer exactly as q, k, v lie in theirs, when they
+    are the three column blocks of one projection (equal shapes and strides, k and v starting one and two
+    blocks after q, together tiling a dense region); else None.  The model's view/transpose back then
+    stays a view and split's backward joins the three without a cat (runtime: 3 copies of B*T*C per
+    layer).  Only where the GEMM runs an OpenCL kernel (host BLAS writes contiguous C)."""
+    if not (q._storage is k._storage is v._storage) or not (q._shape == k._shape == v._shape) or \
+            not (q._strides == k._strides == v._strides) or q.dtype is not k.dtype or k.dtype is not v.dtype:
+        return None
+    gap = k._offset - q._offset
+    if gap <= 0 or v._offset - k._offset != gap or _rt_mm.use_numpy(q._storage.device) or q._strides[-1] != 1:
+        return None
+    expected, jumped = 1, False   # dims by stride: dense up to the block width, then dense at 3x
+    for s, n in sorted((s, n) for s, n in zip(q._strides, q._shape) if n > 1):
+        if s == expected:
+            expected = s * n
+        elif not jumped and expected == gap and s == 3 * gap:
+            jumped, expected = True, s * n
+        else:
+            return None
+    if not jumped and expected != gap:
+        return None
+    base = empty((3 * q.numel(),), q.dtype, q._storage.device)
+    return [make(base._storage, q._shape, q._strides, i * gap, q.dtype) for i in range(3)]
+
+
 def _acc(dt):
     return "double" if dt is D.float64 else "float"
 
@@ -80,18 +106,19 @@ class FusedAttention(Function):
         dev = p._storage.device
         L, S = p._shape[-2], p._shape[-1]
         dq = dk = dv = None
+        joint = _joint(q, k, v) if all(need[:3]) and p._shape[:-2] == q._shape[:-2] else None
         if need[2]:
-            dv = sum_to(_gemm_raw(_t(p), g, out=_like(v, v._shape) if p._shape[:-2] == v._shape[:-2] else None),
-                        v._shape)
+            o = joint[2] if joint else _like(v, v._shape) if p._shape[:-2] == v._shape[:-2] else None
+            dv = sum_to(_gemm_raw(_t(p), g, out=o), v._shape)
         if need[0] or need[1]:
             dp = _gemm_raw(g, _t(v))
             _rt.softmax_rows_backward(dev, dp._storage.buf, dp._offset, p._storage.buf, p._offset, p.numel() // S,
                                       S, L, int(ctx.causal), p.dtype.ctype, _acc(p.dtype))
             if need[0]:
-                o = _like(q, q._shape) if dp._shape[:-2] == q._shape[:-2] else None
+                o = joint[0] if joint else _like(q, q._shape) if dp._shape[:-2] == q._shape[:-2] else None
                 dq = sum_to(_gemm_raw(dp, k, alpha=ctx.scale, out=o), q._shape)
             if need[1]:
-                o = _like(k, k._shape) if dp._shape[:-2] == k._shape[:-2] else None
+                o = joint[1] if joint else _like(k, k._shape) if dp._shape[:-2] == k._shape[:-2] else None
                 dk = sum_to(_gemm_raw(_t(dp), q, alpha=ctx.scale, out=o), k._shape)
         return dq, dk, dv, None, None
 
