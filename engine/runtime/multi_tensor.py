@@ -62,6 +62,16 @@ def _slot_params(K, ptr, idx_t, end):
     return ", ".join(f"{ptr} x{k}, {idx_t} off{k}, {idx_t} n{k}, {idx_t} {end}{k}" for k in range(K))
 
 
+def _tree(comb, wg):
+    """Lines folding each work-item's `acc` into red[0] (local-memory tree)."""
+    return ["    red[lid] = acc;",
+            "    barrier(CLK_LOCAL_MEM_FENCE);",
+            f"    for (int s = {wg} / 2; s > 0; s >>= 1) {{",
+            f"        if (lid < s) red[lid] = {comb}(red[lid], red[lid + s]);",
+            "        barrier(CLK_LOCAL_MEM_FENCE);",
+            "    }"]
+
+
 def norm_source(ct, at, idx_t, mode, K, wg):
     ext = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if "double" in (ct, at) else ""
     term = {"sq": "v * v", "abs": "v", "max": "v", "pow": "pow(v, p)"}[mode]
@@ -82,12 +92,7 @@ def norm_source(ct, at, idx_t, mode, K, wg):
           "        A v = fabs((A)X[i]);",
           f"        acc = {comb}(acc, {term});",
           "    }",
-          "    red[lid] = acc;",
-          "    barrier(CLK_LOCAL_MEM_FENCE);",
-          f"    for (int s = {wg} / 2; s > 0; s >>= 1) {{",
-          f"        if (lid < s) red[lid] = {comb}(red[lid], red[lid + s]);",
-          "        barrier(CLK_LOCAL_MEM_FENCE);",
-          "    }",
+          *_tree(comb, wg),
           "    if (lid == 0) part[pbase + w] = red[0];",
           "}"]
     return "\n".join(L) + "\n", "mt_norm"
@@ -104,12 +109,7 @@ def finish_source(ct, at, mode, wg):
          "    int lid = get_local_id(0);",
          "    A acc = 0;",
          f"    for (int i = lid; i < nparts; i += {wg}) acc = {comb}(acc, part[i]);",
-         "    red[lid] = acc;",
-         "    barrier(CLK_LOCAL_MEM_FENCE);",
-         f"    for (int s = {wg} / 2; s > 0; s >>= 1) {{",
-         f"        if (lid < s) red[lid] = {comb}(red[lid], red[lid + s]);",
-         "        barrier(CLK_LOCAL_MEM_FENCE);",
-         "    }",
+         *_tree(comb, wg),
          f"    if (lid == 0) {{ A r = red[0]; out[out_off] = (T)({root}); }}",
          "}"]
     return "\n".join(L) + "\n", "mt_norm_finish"
@@ -156,21 +156,27 @@ def total_norm(dev, ct, at, items, p, part_buf, out_buf, out_off):
                               lambda: norm_source(ct, at, idx_t, mode, K, wg))
     pbase = 0
     for c in range(0, len(items), K):
-        group = items[c:c + K]
-        args, we = [], 0
-        for k in range(K):
-            buf, off, n = group[min(k, len(group) - 1)]
-            if k < len(group):
-                we += -(-n // chunk)
-            else:
-                n = 0
-            args += [buf, it(off), it(n), it(we)]
+        args, we = _slot_args(items[c:c + K], K, it, lambda n: -(-n // chunk))
         if we:
             launch(dev, knl, (we * wg,), (wg,), args + [part_buf, it(pbase), it(chunk), af(p)], "clip_norm")
         pbase += we
     fw = min(FINISH_WG, dev.max_work_group_size)
     fk = dev.programs.kernel(("mt_norm_finish", ct, at, mode, fw), lambda: finish_source(ct, at, mode, fw))
     launch(dev, fk, (fw,), (fw,), [part_buf, np.int32(pbase), out_buf, np.int32(out_off), af(p)], "clip_norm")
+
+
+def _slot_args(group, K, it, ids):
+    """Kernel arguments of K slots (buffer, offset, n, cumulative end of the slot's ids) for `group`,
+    padded with empty slots; ids(n): how many ids (work-groups or work-items) a tensor of n takes."""
+    args, end = [], 0
+    for k in range(K):
+        buf, off, n = group[min(k, len(group) - 1)]
+        if k < len(group):
+            end += ids(n)
+        else:
+            n = 0
+        args += [buf, it(off), it(n), it(end)]
+    return args, end
 
 
 def _chunk(dev):
@@ -192,15 +198,7 @@ def clip_scale(dev, ct, items, norm_buf, norm_off, max_norm):
     K, wg = slots(idx_t), dev.wg
     knl = dev.programs.kernel(("mt_clip_scale", ct, idx_t, K), lambda: scale_source(ct, idx_t, K))
     for c in range(0, len(items), K):
-        group = items[c:c + K]
-        args, end = [], 0
-        for k in range(K):
-            buf, off, n = group[min(k, len(group) - 1)]
-            if k < len(group):
-                end += n
-            else:
-                n = 0
-            args += [buf, it(off), it(n), it(end)]
+        args, end = _slot_args(items[c:c + K], K, it, lambda n: n)
         if end:
             launch(dev, knl, (round_up(end, wg),), (wg,), args + [norm_buf, it(norm_off), tf(max_norm)],
                    "clip_scale")

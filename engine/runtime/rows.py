@@ -597,6 +597,21 @@ def gen_ln_wb(ct, idx_t, has_w, has_b, final):
     return _ext(src)
 
 
+def _lanes_meet(ct, rl, has_w, has_b):
+    """The end of the 32-column x rl-lane dweight/dbias kernels: lane sums meet in local memory, lane 0
+    writes column j."""
+    return f"""  shw[r][c] = sw; shb[r][c] = sb;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = {rl} / 2; s > 0; s >>= 1) {{
+    if (r < s) {{ shw[r][c] += shw[r + s][c]; shb[r][c] += shb[r + s][c]; }}
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }}
+  if (r == 0 && j < K) {{
+    {f'dw[j] = ({ct})shw[0][c];' if has_w else ''}
+    {f'db[j] = ({ct})shb[0][c];' if has_b else ''}
+  }}"""
+
+
 def gen_ln_wb_fin(ct, idx_t, has_w, has_b, rl):
     """Column sums of the (B, K) partials: work-group = 32 columns x `rl` lanes; lane r sums blocks
     r, r + rl, ..., then the lanes meet in local memory (one lane walking all B blocks was a chain
@@ -611,16 +626,7 @@ def gen_ln_wb_fin(ct, idx_t, has_w, has_b, rl):
   if (j < K) {{
     for ({idx_t} b = r; b < B; b += {rl}) {{ {'sw += pw[b * K + j];' if has_w else ''} {'sb += pb[b * K + j];' if has_b else ''} }}
   }}
-  shw[r][c] = sw; shb[r][c] = sb;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = {rl} / 2; s > 0; s >>= 1) {{
-    if (r < s) {{ shw[r][c] += shw[r + s][c]; shb[r][c] += shb[r + s][c]; }}
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }}
-  if (r == 0 && j < K) {{
-    {f'dw[j] = ({ct})shw[0][c];' if has_w else ''}
-    {f'db[j] = ({ct})shb[0][c];' if has_b else ''}
-  }}
+{_lanes_meet(ct, rl, has_w, has_b)}
 }}"""
     return _ext(src)
 
@@ -685,16 +691,7 @@ def gen_ln_wb_strip(ct, idx_t, has_w, has_b, rl):
     for (; m + {3 * rl} < M; m += {4 * rl}) {{ {" ".join(row(u) for u in range(4))} {acc(range(4))} }}
     for (; m < M; m += {rl}) {{ {row(0)} {acc([0])} }}
   }}
-  shw[r][c] = sw; shb[r][c] = sb;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = {rl} / 2; s > 0; s >>= 1) {{
-    if (r < s) {{ shw[r][c] += shw[r + s][c]; shb[r][c] += shb[r + s][c]; }}
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }}
-  if (r == 0 && j < K) {{
-    {f'dw[j] = ({ct})shw[0][c];' if has_w else ''}
-    {f'db[j] = ({ct})shb[0][c];' if has_b else ''}
-  }}
+{_lanes_meet(ct, rl, has_w, has_b)}
 }}"""
     return _ext(src)
 

@@ -113,3 +113,15 @@ def check_op(fn, *arrays, torch_fn=None, grad=True, rtol=None, atol=None, noncon
         assert ge is not None, f"grad {k}: clgrad gave None, torch gave a gradient"
         assert_close(ge, gt, grad_rtol or max(rtol, 1e-4), grad_atol or max(atol, 1e-5), f"grad of input {k}")
     return out_e
+
+
+def kernel_names(fn):
+    """(fn()'s result, the names of the kernels it launched), through the profiler."""
+    from engine.runtime import launch as _launch
+    tok = _launch.begin_trace()
+    try:
+        out = fn()
+    finally:
+        recs = _launch.end_trace(tok)
+    return out, [r["name"] for r in recs if r["kind"] == "kernel"]
+

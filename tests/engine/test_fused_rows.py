@@ -11,9 +11,8 @@ import torch
 import engine
 from engine.runtime.device import default_device
 import engine.nn.functional as F
-from engine.runtime import launch as _launch
 from engine.runtime import rows as _rows
-from .helpers import check_op, fp64, rand
+from .helpers import check_op, fp64, kernel_names, rand
 
 
 @pytest.fixture(params=["native", "gpu_layouts"], autouse=True)
@@ -25,12 +24,7 @@ def paths(request):
 
 def _kernels(fn):
     """Kernel launches (names) made by fn()."""
-    tok = _launch.begin_trace()
-    try:
-        fn()
-    finally:
-        recs = _launch.end_trace(tok)
-    return [r["name"] for r in recs if r["kind"] == "kernel"]
+    return kernel_names(fn)[1]
 
 
 def _id(v):

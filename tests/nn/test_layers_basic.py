@@ -10,7 +10,7 @@ import torch
 import engine
 import engine.nn as nn
 import engine.nn.functional as F
-from tests.engine.helpers import assert_close, check_op
+from tests.engine.helpers import assert_close, check_op, kernel_names
 from tests.nn.helpers import check_functional, check_module, randn
 
 
@@ -357,16 +357,6 @@ def test_small_model_end_to_end():
 
 
 # ---- Embedding backward by work-group tables (runtime/embedding.py): small vocabularies ----------
-def _emb_kernels(fn):
-    from engine.runtime import launch as _launch
-    tok = _launch.begin_trace()
-    try:
-        fn()
-    finally:
-        recs = _launch.end_trace(tok)
-    return [r["name"] for r in recs if r["kind"] == "kernel"]
-
-
 @pytest.mark.parametrize("V,Dm,n,dtype", [(65, 70, (9, 457), np.int64), (7, 3, (2,), np.int32), (200, 16, (3001,), np.int64),
                                          (1, 5, (4, 3), np.int64)])
 def test_embedding_table_backward_matches_torch(V, Dm, n, dtype):
@@ -376,7 +366,7 @@ def test_embedding_table_backward_matches_torch(V, Dm, n, dtype):
     ours = nn.Embedding(V, Dm)
     x = engine.tensor(idx)
     y = ours(x)
-    names = _emb_kernels(lambda: y.sum().backward())
+    names = kernel_names(lambda: y.sum().backward())[1]
     assert "embedding_backward" in names and not any(k.startswith("index") for k in names), names
 
 

@@ -7,7 +7,7 @@ import torch
 
 import engine
 import engine.nn as nn
-from tests.engine.helpers import assert_close
+from tests.engine.helpers import assert_close, kernel_names
 from tests.nn.helpers import copy_weights, randn
 
 
@@ -132,16 +132,6 @@ def _grads_pair(shapes, dtype=np.float32, seed=0):
 SHAPES = [(3,), (0,), (70000,), (5, 7)] + [(i % 9 + 1, 4) for i in range(36)] + [(0, 3)]
 
 
-def _traced(fn):
-    from engine.runtime import launch as _launch
-    tok = _launch.begin_trace()
-    try:
-        out = fn()
-    finally:
-        recs = _launch.end_trace(tok)
-    return out, [r["name"] for r in recs if r["kind"] == "kernel"]
-
-
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 0.5, 3.0, math.inf])
 def test_clip_many_tensors_matches_torch(norm_type):
     shapes = SHAPES if norm_type != math.inf else [s for s in SHAPES if 0 not in s]
@@ -156,7 +146,7 @@ def test_clip_many_tensors_matches_torch(norm_type):
 def test_clip_fused_launch_count_and_no_clip_below_max():
     ours, theirs = _grads_pair(SHAPES)
     before = [p.grad.numpy().copy() for p in ours]
-    n_e, names = _traced(lambda: nn.utils.clip_grad_norm_(ours, 1e9))
+    n_e, names = kernel_names(lambda: nn.utils.clip_grad_norm_(ours, 1e9))
     # norms: 2 launches of partials + 1 finish; scale: 2 launches (40 tensors, 32 per launch)
     assert names.count("clip_norm") == 3 and names.count("clip_scale") == 2 and len(names) == 5, names
     for b, p in zip(before, ours):   # coefficient clamped to 1: unchanged
