@@ -75,9 +75,10 @@ TUNE = {
     "vec": 1,               # 0: never the vec kernel (the previous group kernel instead)
     "cols_w": 4,            # GPU cols kernel: columns per work-item (0: the serial kernel instead)
     "cpu_cols_w": 64,       # CPU cols kernel: columns per work-item (0: the serial kernel instead)
-    "cols_max_m": 8192,     # GPU: column reductions of this many columns or more take the serial kernel (one
-                            # column per work-item), measured faster there: 8192^2 dim=0 3,612 vs 2,853 GB/s
-                            # on an H200, while 1536 and 384 columns (bias gradients) were 3-9% slower
+    "cols_max_m": 4096,     # GPU: column reductions of this many columns or more take the serial kernel (one
+                            # column per work-item), measured faster there on an H200: dim=0 of 4096^2 2,046
+                            # vs 1,324 GB/s, of 8192^2 3,612-3,656 vs 2,853-3,569; 1536 columns (a bias
+                            # gradient) went either way between two runs (-3%, +15%), 384 columns -2%
     "onepass": 0,           # 1: GPU vec reductions of G > 1 chunks finish in one launch (last group folds)
     "gpu_plan": 0,          # 1: plan as for a GPU on any device (tests run the GPU kernels on PoCL)
 }

@@ -218,7 +218,8 @@ def test_plan_shapes():
         mode, G, chunk, wg, _, _ = R._red_plan(dev, 1, 1 << 20, True, True)
         assert mode == "vec" and G > 1 and chunk % 4 == 0 and wg > 1
         assert R._red_plan(dev, 4096, 4096, False, False)[0] == "serial"
-        assert R._red_plan(dev, 4096, 4096, False, False, True)[0] == "cols"
+        assert R._red_plan(dev, 1536, 16384, False, False, True)[0] == "cols"
+        assert R._red_plan(dev, 4096, 4096, False, False, True)[0] == "serial"   # wide: see TUNE cols_max_m
         assert R._red_plan(dev, 4096, 4096, True, True)[:2] == ("vec", 1)
         assert R._red_plan(dev, 4096, 4096, True, False)[0] == "group"
     finally:
