@@ -15,7 +15,8 @@ clgrad time, so >1 still means clgrad is faster.  Roofline columns: the work of 
 at the fused optimum, or FLOPs) and the rate each side achieves on it.
 
 Rows (group names for --only): dispatch, elementwise, reduce, softmax, layernorm, cross_entropy, sgemm, bmm,
-conv2d, adam, mlp, gpt (eager, and engine.compile'd when it exists), startup (a second process: import,
+conv2d, adam, mlp, gpt (eager, and engine.compile'd when it exists), gpt_small (the same at 1/8 of the batch: where
+the host's per-op time shows), startup (a second process: import,
 build, compile, one step, after this process filled the kernel cache).  --models adds the example models
 (benchmarks/models.py).  Sizes: the issue's on GPUs; smaller where noted on CPU devices (the row names say
 so); --quick: small sizes for a smoke run.
@@ -55,7 +56,7 @@ SIZES = {
                   bmm=(4, 128, 128, 128), conv=(2, 16, 16, 16), adam=1_000_000, adam_tensors=4),
 }
 GROUPS = ["dispatch", "elementwise", "reduce", "softmax", "layernorm", "cross_entropy", "sgemm", "bmm", "conv2d",
-          "adam", "mlp", "gpt", "startup"]
+          "adam", "mlp", "gpt", "gpt_small", "startup"]
 # a*b+c etc.: the row keys each group reports (tests/test_benchmarks.py checks them)
 ROW_KEYS = {
     "dispatch": ["dispatch"], "elementwise": ["axpb", "chain4"],
@@ -63,7 +64,8 @@ ROW_KEYS = {
     "softmax": ["softmax", "softmax_fb"], "layernorm": ["layernorm", "layernorm_fb"],
     "cross_entropy": ["cross_entropy", "cross_entropy_fb"], "sgemm": ["sgemm_{}"], "bmm": ["bmm"],
     "conv2d": ["conv2d", "conv2d_fb"], "adam": ["adam"], "mlp": ["mlp_step"],
-    "gpt": ["gpt_step", "gpt_step_compiled", "gpt_first_call_compiled"], "startup": ["gpt_second_process"],
+    "gpt": ["gpt_step", "gpt_step_compiled", "gpt_first_call_compiled"],
+    "gpt_small": ["gpt_step_small", "gpt_step_compiled_small"], "startup": ["gpt_second_process"],
 }
 
 
@@ -453,9 +455,18 @@ class Bench:
         return cfg
 
     def g_gpt(self):
+        self._gpt_rows(self.gpt_cfg(), "", True)
+
+    def g_gpt_small(self):
+        """The same model at 1/8 of the batch: a step short enough that the host's per-op work, which
+        engine.compile removes, shows (at batch 64 on an H200 both steps are device-bound)."""
+        cfg = self.gpt_cfg()
+        cfg["batch"] = max(1, cfg["batch"] // 8)
+        self._gpt_rows(cfg, "_small", False)
+
+    def _gpt_rows(self, cfg, sfx, first_call_row):
         import models
         engine, torch = self.engine, self.torch
-        cfg = self.gpt_cfg()
         B, T, V = cfg["batch"], cfg["block_size"], cfg["vocab"]
         xy = [self.rng.integers(0, V, (B, T)), self.rng.integers(0, V, (B, T))]
         em, eopt, ex, ey, tm, topt, tx, ty = self._train_pair(models.build_gpt, cfg, xy)
@@ -467,11 +478,12 @@ class Bench:
         chk = self._losses_agree(e_step, t_step)  # 3 steps on each side by now: the warm-up
         desc = models.gpt_desc(cfg)
         reps = 7 if self.dev.is_gpu and self.mode != "quick" else 3
-        r = self._step_rate("gpt_step", f"train step {desc}, eager", e_step, t_step, flops, chk, reps=reps,
+        keys = ["gpt_step_compiled" + sfx] + (["gpt_first_call_compiled"] if first_call_row else [])
+        r = self._step_rate("gpt_step" + sfx, f"train step {desc}, eager", e_step, t_step, flops, chk, reps=reps,
                             warmup=0)
         if not hasattr(engine, "compile"):
             print("engine.compile: not available", flush=True)
-            for key in ("gpt_step_compiled", "gpt_first_call_compiled"):
+            for key in keys:
                 self.skip(key, "engine.compile: not available")
             return
         try:
@@ -494,17 +506,18 @@ class Bench:
             (l0, g0), (l1, g1) = loss_and_grads(em), loss_and_grads(cm)
             err = max(abs(l1 - l0) / max(abs(l0), 1e-12),
                       float(self.np.linalg.norm(g1 - g0) / max(self.np.linalg.norm(g0), 1e-30)))
-            rc = self._step_rate("gpt_step_compiled", f"train step {desc}, engine.compile", c_step, t_step, flops,
+            rc = self._step_rate("gpt_step_compiled" + sfx, f"train step {desc}, engine.compile", c_step, t_step, flops,
                                  (err, err <= 1e-3), reps=reps, warmup=0)
             if rc["check_ok"]:
                 rc["note"] = (f"compiled {rc['clgrad_ms']:.1f} ms vs eager {r['clgrad_ms']:.1f} ms per step: "
                               f"{r['clgrad_ms'] / rc['clgrad_ms']:.2f}x")
-            self.row("gpt_first_call_compiled", "first step: compiled clgrad vs eager torch", "s", compile_s,
-                     t_first, higher_better=False,
-                     note=f"clgrad eager first step {e_first:.2f} s, torch first step {t_first:.2f} s")
+            if first_call_row:
+                self.row("gpt_first_call_compiled", "first step: compiled clgrad vs eager torch", "s", compile_s,
+                         t_first, higher_better=False,
+                         note=f"clgrad eager first step {e_first:.2f} s, torch first step {t_first:.2f} s")
         except Exception as exc:  # engine.compile is young: report, don't lose the other rows
             msg = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            for key in ("gpt_step_compiled", "gpt_first_call_compiled"):
+            for key in keys:
                 if not any(r["key"] == key for r in self.rows):
                     self.skip(key, f"engine.compile failed: {msg}")
 
