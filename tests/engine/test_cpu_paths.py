@@ -71,9 +71,9 @@ cpu_only = pytest.mark.skipif(not _is_cpu(), reason="the host-BLAS path runs on 
 def test_gemm_chain_matches_torch(async_blas, kernel_max, monkeypatch):
     """A chain of dependent products (each reads the previous one's output), transposed and sliced operands,
     bias epilogues and batched products, with host reads in between, through the asynchronous BLAS worker."""
-    from engine.runtime import matmul as RM
-    monkeypatch.setattr(RM, "ASYNC_BLAS", async_blas)
-    monkeypatch.setattr(RM, "CPU_KERNEL_MAX_WORK", kernel_max)
+    from engine.runtime import gemm_host, matmul
+    monkeypatch.setattr(gemm_host, "ASYNC_BLAS", async_blas)
+    monkeypatch.setattr(matmul, "CPU_KERNEL_MAX_WORK", kernel_max)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(64, 64)).astype(np.float32)
     ws = [rng.normal(size=s).astype(np.float32) * 0.1 for s in [(256, 64), (256, 256), (10, 256)]]
@@ -111,7 +111,7 @@ def test_gemm_inplace_alias_and_empty():
 @cpu_only
 def test_gemm_async_error_raised_by_next_call(monkeypatch):
     """A failure on the worker never leaves the queue blocked; the next GEMM of the device raises it."""
-    from engine.runtime import matmul as RM
+    from engine.runtime import gemm_host as RM
     monkeypatch.setattr(RM, "ASYNC_BLAS", True)
     orig = RM._gemm_host
     state = {"n": 0}
