@@ -12,7 +12,7 @@ One work-group per long row, one work-item per short row, 4-wide aligned loads o
 (runtime/rows.py, where the generators and the roofline figures live).
 """
 from .. import dtypes as D
-from ..runtime import rows as _rows
+from ..runtime import layer_norm as _ln
 from ..tensor import empty
 from ._core import contiguous_raw
 from .creation import fill_raw
@@ -28,7 +28,7 @@ def layer_norm_fwd(x, M, K, weight, bias, eps):
     rstd = empty((M,), x.dtype, dev)
     if M == 0 or K == 0:
         return y, mean, rstd
-    _rows.ln_fwd(dev, x, M, K, weight, bias, y, mean, rstd, eps)
+    _ln.ln_fwd(dev, x, M, K, weight, bias, y, mean, rstd, eps)
     return y, mean, rstd
 
 
@@ -43,13 +43,13 @@ def layer_norm_bwd(g, x, M, K, pshape, weight, mean, rstd, need_dx, need_w, need
     if need_dx:
         dx = empty(x._shape, x.dtype, dev)
         if M and K:
-            _rows.ln_bwd_dx(dev, g, x, M, K, weight, mean, rstd, dx)
+            _ln.ln_bwd_dx(dev, g, x, M, K, weight, mean, rstd, dx)
     if need_w or need_b:
         dw = empty(pshape, x.dtype, dev) if need_w else None
         db = empty(pshape, x.dtype, dev) if need_b else None
         if K:
             if M:
-                _rows.ln_bwd_wb(dev, g, x, M, K, mean, rstd, dw, db, lambda n, ct: empty(
+                _ln.ln_bwd_wb(dev, g, x, M, K, mean, rstd, dw, db, lambda n, ct: empty(
                     (n,), D.float64 if ct == "double" else D.float32, dev))
             else:
                 for t in (dw, db):
