@@ -29,6 +29,10 @@ CANDIDATES = [
     (128, 64, 8, 8, 8, 4, 31),
     (64, 128, 8, 8, 8, 4, 63),
     (64, 64, 16, 4, 4, 4, 31),
+    # 16 x 8 / 8 x 16 outputs per work-item: H200, probe_gemm.py, TFLOP/s vs the best 128x128: 4096^3
+    # 48.4 / 47.2 vs 44.2 (cuBLAS 50.6), g @ W 16384x1536x384 42.1 / 41.4 vs 39.5; slower on narrow shapes
+    (256, 128, 8, 16, 8, 4, 31),
+    (128, 256, 8, 8, 16, 4, 31),
 ]
 if os.environ.get("CLGRAD_GEMM_CANDIDATES"):
     CANDIDATES = [tuple(int(x) for x in c.split(",")) for c in os.environ["CLGRAD_GEMM_CANDIDATES"].split(";")]

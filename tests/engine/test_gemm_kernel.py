@@ -11,10 +11,10 @@ from engine.runtime import matmul as rt
 from engine.runtime.device import default_device
 
 # small tiles (PoCL runs work-groups as loops) with every combination of the PF bits that matters,
-# and the GPU's 128 x 128 one
+# and the GPU tuner's candidates
 CFGS = [(32, 32, 8, 4, 4, 4, pf) for pf in (1, 3, 7, 15, 31, 30, 23, 63, 41)] + \
     [(32, 64, 8, 4, 8, 4, 31), (64, 32, 16, 8, 4, 4, 31), (32, 32, 16, 4, 4, 4, 15), (32, 32, 16, 4, 4, 2, 1), (128, 128, 8, 8, 8, 4, 31),
-     (128, 64, 16, 8, 8, 4, 31), (64, 128, 8, 8, 8, 4, 63)]
+     (128, 64, 16, 8, 8, 4, 31), (64, 128, 8, 8, 8, 4, 63), (256, 128, 8, 16, 8, 4, 31), (128, 256, 8, 8, 16, 4, 31)]
 
 
 @pytest.fixture
