@@ -204,6 +204,43 @@ def ln_blocks(device, M, K):
     return B, -(-M // B)
 
 
+def gen_ln_wb_cpu(ct, idx_t, has_w, has_b, W, final):
+    """CPUs: work-item (c, b) sums columns [c*W, c*W + W) over rows [b*R, b*R + R), reading W adjacent
+    elements per row into private accumulators (LLVM vectorises the W loop).  The blocks kernel's
+    one-column-per-work-item walk down the rows touched a new cache line (and page) per element:
+    142 ms for 4096^2 on PoCL (0.9 GB/s)."""
+    a = acc_of(ct)[0] if ct != "half" else "float"
+    ot = ct if final else a
+    upd = (f"{a} gv = ({a})gr[c];" + (" sb[c] += gv;" if has_b else "")
+           + (f" sw[c] += gv * ((({a})xr[c] - mu) * rs);" if has_w else ""))
+    src = f"""__kernel void ln_wb_cpu(__global const {ct}* g, {idx_t} g_o, __global const {ct}* x, {idx_t} x_o,
+                        __global const {ct}* mean, __global const {ct}* rstd, __global {ot}* dw, __global {ot}* db,
+                        {idx_t} M, {idx_t} K, {idx_t} R) {{
+  {idx_t} j0 = get_global_id(0) * {W}, b = get_global_id(1);
+  if (j0 >= K) return;
+  {idx_t} m0 = b * R, m1 = min(M, m0 + R);
+  int n = (int)min(({idx_t}){W}, K - j0);
+  {a} sw[{W}], sb[{W}];
+  for (int c = 0; c < {W}; ++c) {{ sw[c] = 0; sb[c] = 0; }}
+  for ({idx_t} m = m0; m < m1; ++m) {{
+    {a} mu = ({a})mean[m], rs = ({a})rstd[m];
+    __global const {ct}* gr = g + g_o + m * K + j0;
+    __global const {ct}* xr = x + x_o + m * K + j0;
+    if (n == {W}) {{ for (int c = 0; c < {W}; ++c) {{ {upd} }} }}
+    else {{ for (int c = 0; c < n; ++c) {{ {upd} }} }}
+  }}
+  for (int c = 0; c < n; ++c) {{
+    {f'dw[b * K + j0 + c] = ({ot})sw[c];' if has_w else ''}
+    {f'db[b * K + j0 + c] = ({ot})sb[c];' if has_b else ''}
+  }}
+}}"""
+    return _ext(src)
+
+
+CPU_WB_COLS = 64     # columns per work-item of gen_ln_wb_cpu
+CPU_WB_ROWS = 256    # at most this many rows per work-item (a block of 256 x 64 floats stays in L2)
+
+
 def ln_bwd_wb(device, g, x, M, K, mean, rstd, dw, db, scratch):
     """dw = sum over rows of g * xhat, db = sum over rows of g (either may be None)."""
     ct = x.dtype.ctype
@@ -219,12 +256,22 @@ def ln_bwd_wb(device, g, x, M, K, mean, rstd, dw, db, scratch):
                [g._storage.buf, it(g._offset), x._storage.buf, it(x._offset), mean._storage.buf, rstd._storage.buf,
                 ow._storage.buf, ob._storage.buf, it(M), it(K)], "layer_norm_weight_backward")
         return
-    B, R = ln_blocks(device, M, K)
-    final = B == 1
-    knl = device.programs.kernel(("ln_wb", ct, idx_t, hw, hb, final),
-                                 lambda: (gen_ln_wb(ct, idx_t, hw, hb, final), "ln_wb"))
-    wgx = 64 if _cpu(device) else 256
-    gs = ((K + wgx - 1) // wgx * wgx, B)
+    cpu_cols = _cpu(device) and TUNE["ln_wb"] != "blocks"
+    if cpu_cols:
+        B = max(1, -(-M // CPU_WB_ROWS))
+        R = -(-M // B)
+        final = B == 1
+        W = CPU_WB_COLS
+        knl = device.programs.kernel(("ln_wb_cpu", ct, idx_t, hw, hb, W, final),
+                                     lambda: (gen_ln_wb_cpu(ct, idx_t, hw, hb, W, final), "ln_wb_cpu"))
+        gs, ls = (-(-K // W), B), None
+    else:
+        B, R = ln_blocks(device, M, K)
+        final = B == 1
+        knl = device.programs.kernel(("ln_wb", ct, idx_t, hw, hb, final),
+                                     lambda: (gen_ln_wb(ct, idx_t, hw, hb, final), "ln_wb"))
+        wgx = 64 if _cpu(device) else 256
+        gs, ls = ((K + wgx - 1) // wgx * wgx, B), (wgx, 1)
     if final:
         ow, ob = dw, db
     else:
@@ -233,8 +280,8 @@ def ln_bwd_wb(device, g, x, M, K, mean, rstd, dw, db, scratch):
         ob = scratch(B * K, a) if hb else None
     bw = (ow if hw else ob)._storage.buf
     bb = (ob if hb else ow)._storage.buf
-    launch(device, knl, gs, (wgx, 1), [g._storage.buf, it(g._offset), x._storage.buf, it(x._offset),
-                                       mean._storage.buf, rstd._storage.buf, bw, bb, it(M), it(K), it(R)],
+    launch(device, knl, gs, ls, [g._storage.buf, it(g._offset), x._storage.buf, it(x._offset),
+                                 mean._storage.buf, rstd._storage.buf, bw, bb, it(M), it(K), it(R)],
            "layer_norm_weight_backward")
     if not final:
         rl = 1 if _cpu(device) else max(1, min(32, device.max_work_group_size // 32, 1 << ((B // 8).bit_length() - 1)
