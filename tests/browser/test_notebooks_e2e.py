@@ -280,13 +280,22 @@ def test_training_monitor_live(open_notebook):
     page = nb.page
     steps = 150   # STEPS in the notebook
     t0 = time.monotonic()
-    # Sample the first monitor ("bad init") in the page every 50 ms (no round trips): the plot must
-    # gain points while its cell is still running ([*]), and end with every step.
+    # Sample the first monitor ("bad init") in the page (no round trips): after every redraw of any plot
+    # (plotly_afterplot, hooked as plots appear) and every 50 ms.  The plot must gain points while its
+    # cell is still running ([*]), and end with every step.  (A timer alone saw nothing in one run: on two
+    # busy cores the page's main thread, drawing the updates, starved it for the whole cell.)
     page.evaluate("""(js) => { const f = eval(js); window.__clgSamples = [];
-        window.__clgTimer = setInterval(() => window.__clgSamples.push(f('bad init')), 50); }""", _POINTS_JS)
+        const take = () => window.__clgSamples.push(f('bad init'));
+        const hooked = new WeakSet();
+        const hook = () => { for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+            if (!hooked.has(gd) && typeof gd.on === 'function') { hooked.add(gd); gd.on('plotly_afterplot', take); } } };
+        window.__clgObs = new MutationObserver(hook);
+        window.__clgObs.observe(document.body, {childList: true, subtree: true});
+        window.__clgTimer = setInterval(() => { hook(); take(); }, 50); }""", _POINTS_JS)
     nb.restart_and_run_all()
     nb.wait_all_ran()
-    samples = page.evaluate("() => { clearInterval(window.__clgTimer); return window.__clgSamples; }")
+    samples = page.evaluate("""() => { clearInterval(window.__clgTimer); window.__clgObs.disconnect();
+        return window.__clgSamples; }""")
     running = [n for n, prompt in samples if prompt == "[*]:" and n >= 0]
     print(f"{len(samples)} samples; points seen while the training cell ran: {sorted(set(running))}")
     # the monitor is displayed empty when its cell starts; a partial count seen while the cell is
