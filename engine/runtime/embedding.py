@@ -41,14 +41,21 @@ void embedding_bwd_tables(__global const T* g, __global const {it}* idx, int idx
     if (c < D) {{
         int r = r0;
         for (; r + 4 <= r1; r += 4) {{   // four independent loads in flight before the adds
-            int v0 = (int)idx[idx_off + r], v1 = (int)idx[idx_off + r + 1];
-            int v2 = (int)idx[idx_off + r + 2], v3 = (int)idx[idx_off + r + 3];
+            long v0 = (long)idx[idx_off + r], v1 = (long)idx[idx_off + r + 1];
+            long v2 = (long)idx[idx_off + r + 2], v3 = (long)idx[idx_off + r + 3];
             T a0 = g[(long)r * D + c], a1 = g[(long)(r + 1) * D + c];
             T a2 = g[(long)(r + 2) * D + c], a3 = g[(long)(r + 3) * D + c];
-            tab[v0 * {TC} + lid] += a0; tab[v1 * {TC} + lid] += a1;
-            tab[v2 * {TC} + lid] += a2; tab[v3 * {TC} + lid] += a3;
+            // out-of-range rows are skipped (the forward's check raises IndexError; inside a compiled
+            // replay that surfaces only at the next host read, after this kernel may have run)
+            if ((ulong)v0 < {V}ul) tab[(int)v0 * {TC} + lid] += a0;
+            if ((ulong)v1 < {V}ul) tab[(int)v1 * {TC} + lid] += a1;
+            if ((ulong)v2 < {V}ul) tab[(int)v2 * {TC} + lid] += a2;
+            if ((ulong)v3 < {V}ul) tab[(int)v3 * {TC} + lid] += a3;
         }}
-        for (; r < r1; r++) tab[(int)idx[idx_off + r] * {TC} + lid] += g[(long)r * D + c];
+        for (; r < r1; r++) {{
+            long v = (long)idx[idx_off + r];
+            if ((ulong)v < {V}ul) tab[(int)v * {TC} + lid] += g[(long)r * D + c];
+        }}
     }}
     if (c < D) {{
         __global T* out = scratch + (long)split * {V} * D + c;
