@@ -135,6 +135,24 @@ def test_reduce_lr_on_plateau():
         S.ReduceLROnPlateau(eo, mode="foo")
 
 
+def test_plateau_epoch_argument_and_module_names():
+    # step(metric, epoch) sets last_epoch and warns as torch does (the warning text lives in lr_scheduler.py,
+    # the class in lr_plateau_cyclic.py); every class answers to torch's module path
+    eo, _ = _opts()
+    to = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+    e, t = S.ReduceLROnPlateau(eo), TS.ReduceLROnPlateau(to)
+    with warnings.catch_warnings(record=True) as we:
+        warnings.simplefilter("always")
+        e.step(1.0, epoch=5)
+    with warnings.catch_warnings(record=True) as wt:
+        warnings.simplefilter("always")
+        t.step(1.0, epoch=5)
+    assert [str(w.message) for w in we] == [str(w.message) for w in wt] and we
+    assert e.last_epoch == t.last_epoch == 5
+    for name in S.__all__:
+        assert getattr(S, name).__module__ == "engine.optim.lr_scheduler", name
+
+
 @pytest.mark.parametrize("key", ["StepLR", "CosineAnnealingLR", "LambdaLR", "CyclicLR"])
 def test_state_dict_round_trip(key):
     make = SCHEDULERS[key]
