@@ -7,6 +7,8 @@ H200, 1.2% of the step).  Here a work-group owns TC columns and a range of rows 
 in local memory; work-item c only ever adds to column c, so nothing conflicts.  Each work-group writes
 its table to scratch[split], and a second kernel sums the splits: deterministic, two launches.
 """
+import numpy as np
+
 from .launch import launch, round_up
 
 LOCAL_BUDGET = 16384    # bytes of local memory a table may take (leaves room for 2+ work-groups per CU)
@@ -76,7 +78,6 @@ __kernel void embedding_bwd_sum(__global const T* scratch, int splits, int VD, _
 def backward(dev, ct, it, g_buf, idx_buf, idx_off, N, V, D, TC, scratch_alloc, out_buf, out_off):
     """out[V, D] = sum over rows r of g[r] into row idx[r] (g: N x D contiguous, idx already in range).
     scratch_alloc(n) -> a buffer of n elements of type ct."""
-    import numpy as np
     i32 = np.int32
     splits = max(1, -(-N // rows_per_split(dev)))
     rows = -(-N // splits)

@@ -12,6 +12,8 @@ Norm: each work-group reduces one chunk of one tensor to a partial (sum of |x|^p
 for p = inf) in the accumulator type; a one-work-group kernel reduces the partials and takes the
 root.  Mathematically torch's norm of the per-tensor norms; the order of float additions differs.
 """
+import numpy as np
+
 from .launch import launch, round_up
 
 MAX_SLOTS = 32
@@ -139,14 +141,12 @@ def _idx_t(items):
 
 
 def _np_idx(idx_t):
-    import numpy as np
     return np.int64 if idx_t == "long" else np.int32
 
 
 def total_norm(dev, ct, at, items, p, part_buf, out_buf, out_off):
     """Write the p-norm of the elements of every (buffer, offset, numel) in `items` (dtype ct,
     contiguous) to out_buf[out_off].  part_buf: room for `partials(dev, items)` values of type at."""
-    import numpy as np
     mode = _mode(p)
     idx_t = _idx_t(items)
     it, af = _np_idx(idx_t), (np.float64 if at == "double" else np.float32)
@@ -191,7 +191,6 @@ def partials(dev, items):
 
 def clip_scale(dev, ct, items, norm_buf, norm_off, max_norm):
     """Every (buffer, offset, numel) in `items` *= min(1, max_norm / (norm + 1e-6)), in place."""
-    import numpy as np
     idx_t = _idx_t(items)
     it = _np_idx(idx_t)
     tf = np.float64 if ct == "double" else np.float32
