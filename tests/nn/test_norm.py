@@ -96,10 +96,15 @@ def test_rms_norm():
 def test_group_norm(shape):
     ours, theirs = nn.GroupNorm(3, 6), torch.nn.GroupNorm(3, 6)
     _perturb(ours, theirs)
-    # (3, 6) has groups of 2 elements: the input gradient is a difference of nearly equal terms, and
-    # torch's own reference is off by up to ~2e-5 there (its two gradients of a group do not even sum to
-    # zero); which random values the shared generator gives depends on test order under xdist
-    check_module(ours, theirs, randn(*shape), copy=False, atol=5e-5 if len(shape) == 2 else 1e-5)
+    x = randn(*shape)
+    if len(shape) == 2:
+        # (3, 6) has groups of 2 elements, whose input gradient scales as 1/|x0 - x1|: keep each pair at least
+        # 0.5 apart so float32 rounding (torch's and ours) stays far below the tolerance, whatever values the
+        # shared generator gives under xdist's test order
+        pairs = x.reshape(3, 3, 2)
+        gap = np.sign(pairs[..., 1] - pairs[..., 0] + 1e-12) * np.maximum(np.abs(pairs[..., 1] - pairs[..., 0]), 0.5)
+        pairs[..., 1] = pairs[..., 0] + gap
+    check_module(ours, theirs, x, copy=False)
     check_module(nn.GroupNorm(2, 6, affine=False), torch.nn.GroupNorm(2, 6, affine=False), randn(*shape))
 
 
