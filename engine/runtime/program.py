@@ -7,6 +7,8 @@ import os
 
 import pyopencl as cl
 
+from . import cpu_math
+
 
 class CompileError(RuntimeError):
     """OpenCL failed to build a generated kernel; `.log` holds the build log, `.source` the code."""
@@ -22,6 +24,7 @@ class ProgramCache:
         self.device = device
         self.kernels = {}
         self.builds = 0
+        self.prelude = cpu_math.wanted(device)   # vectorisable math for PoCL (runtime/cpu_math.py)
 
     def kernel(self, key, gen):
         """Kernel for `key`; `gen()` returns (source, kernel_name) on a miss."""
@@ -36,7 +39,8 @@ class ProgramCache:
         if int(os.environ.get("CLGRAD_DEBUG", "0") or 0) >= 4:
             print(f"[clgrad] building {name} for {self.device.name}:\n{src}")
         try:
-            prg = cl.Program(self.device.context, src).build(options=["-cl-std=CL1.2"])
+            full = cpu_math.with_prelude(src) if self.prelude else src
+            prg = cl.Program(self.device.context, full).build(options=["-cl-std=CL1.2"])
         except cl.RuntimeError as e:
             raise CompileError(f"OpenCL build of kernel {name!r} failed on {self.device.name}:\n{e}",
                                src, str(e)) from None
