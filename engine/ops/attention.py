@@ -13,7 +13,6 @@ from .. import dtypes as D
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
 from ..runtime import attention as _rt
-from ..runtime import matmul as _rt_mm
 from ..tensor import empty, make
 from ._core import sum_to
 from .matmul import _gemm_raw
@@ -32,9 +31,9 @@ def _like(x, shape):
     None for plain contiguous.  The head-split q/k/v of a (B, T, 3C) projection are (B, nh, T, hs) views
     in (B, T, nh, hs) order: an output and gradients in that order make the model's transpose(1, 2)
     back to (B, T, C) free (torch's fused attention returns that layout too), 4 copies of B*T*C per
-    layer less.  Only where the GEMM runs an OpenCL kernel (host BLAS writes contiguous C)."""
+    layer less (the OpenCL GEMM and the CPUs' host BLAS both write strided C)."""
     dev = x._storage.device
-    if x.ndim < 3 or x._strides[-1] != 1 or _rt_mm.use_numpy(dev):
+    if x.ndim < 3 or x._strides[-1] != 1:
         return None
     order = sorted(range(x.ndim), key=lambda i: -x._strides[i])   # stable: ties keep dim order
     if order[-1] != x.ndim - 1 or order == list(range(x.ndim)):
@@ -52,12 +51,12 @@ def _joint(q, k, v):
     are the three column blocks of one projection (equal shapes and strides, k and v starting one and two
     blocks after q, together tiling a dense region); else None.  The model's view/transpose back then
     stays a view and split's backward joins the three without a cat (runtime: 3 copies of B*T*C per
-    layer).  Only where the GEMM runs an OpenCL kernel (host BLAS writes contiguous C)."""
+    layer)."""
     if not (q._storage is k._storage is v._storage) or not (q._shape == k._shape == v._shape) or \
             not (q._strides == k._strides == v._strides) or q.dtype is not k.dtype or k.dtype is not v.dtype:
         return None
     gap = k._offset - q._offset
-    if gap <= 0 or v._offset - k._offset != gap or _rt_mm.use_numpy(q._storage.device) or q._strides[-1] != 1:
+    if gap <= 0 or v._offset - k._offset != gap or q._strides[-1] != 1:
         return None
     expected, jumped = 1, False   # dims by stride: dense up to the block width, then dense at 3x
     for s, n in sorted((s, n) for s, n in zip(q._strides, q._shape) if n > 1):

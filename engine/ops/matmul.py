@@ -49,7 +49,7 @@ def _gemm_raw(a, b, d=None, alpha=1, beta=0, out=None):
 
     a, b: raw tensors of >= 2 dims with equal dtype and matching K; d broadcasts to the output.
     out: an uninitialised (*batch, M, N) tensor to write instead (any strides: the OpenCL kernels
-    take them; the host-BLAS path needs it contiguous)."""
+    take them, and so does the host-BLAS path)."""
     dev = device_of([a, b] if d is None else [a, b, d])
     dt = a.dtype
     M, K = a._shape[-2:]

@@ -80,13 +80,52 @@ void attn_softmax_bwd(__global T* dp, const long dp_off, __global const T* pr, c
     return head + body
 
 
+# CPUs (PoCL): one work-item per row, looping over it.  PoCL runs a work-group's items as a loop, so
+# the row-per-group kernel's tree reductions (a barrier per level) split that loop again and again for
+# rows of a few dozen scores; a row per work-item has no barrier at all (tiny GPT of notebook 06, 2048
+# rows of 32 causal scores: 445 -> 160-270 us forward).
+def _serial_source(ct, acc, bwd):
+    dbl = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if "double" in (ct, acc) else ""
+    head = f"""{dbl}typedef {ct} T;
+typedef {acc} ACC;
+"""
+    if not bwd:
+        return head + """
+__kernel void attn_softmax_row(__global T* x, const long off, const int S, const int L, const int causal) {
+    const int row = get_global_id(0);
+    __global T* p = x + off + (long)row * S;
+    const int lim = causal ? min(S, row % L + 1) : S;
+    ACC m = -INFINITY;
+    for (int j = 0; j < lim; ++j) m = fmax(m, (ACC)p[j]);
+    ACC s = 0;
+    for (int j = 0; j < lim; ++j) { ACC e = exp((ACC)p[j] - m); s += e; p[j] = (T)e; }
+    const ACC inv = (ACC)1 / s;
+    for (int j = 0; j < lim; ++j) p[j] = (T)((ACC)p[j] * inv);
+    for (int j = lim; j < S; ++j) p[j] = (T)0;
+}
+"""
+    return head + """
+__kernel void attn_softmax_bwd_row(__global T* dp, const long dp_off, __global const T* pr, const long p_off,
+                                   const int S, const int L, const int causal) {
+    const int row = get_global_id(0);
+    __global T* g = dp + dp_off + (long)row * S;
+    __global const T* p = pr + p_off + (long)row * S;
+    const int lim = causal ? min(S, row % L + 1) : S;
+    ACC d = 0;
+    for (int j = 0; j < lim; ++j) d += (ACC)g[j] * (ACC)p[j];
+    for (int j = 0; j < lim; ++j) g[j] = (T)((ACC)p[j] * ((ACC)g[j] - d));
+    for (int j = lim; j < S; ++j) g[j] = (T)0;
+}
+"""
+
+
 # Rows of at most REG_MAX_S scores on GPUs: 32 work-items per row, 4 rows per work-group, each
 # work-item keeping its ceil(S / 32) values in registers, so a row is read once and written once, and
 # the reductions span 32 work-items, not 128 (the one-row-per-group kernel read the row three times
 # and spent 14 barriers on 256 values: 132 us for the GPT step's 100 MB of causal scores on an H200,
 # against ~45 us to read the allowed half and write the whole).
 REG_MAX_S = 512
-FORCE_REG = [None]   # None: GPUs only; True / False: always / never (tests)
+FORCE_KIND = [None]  # None: the device's choice; "serial" / "group" / "reg" (tests run each on any device)
 _RW = 32
 
 
@@ -175,10 +214,15 @@ void attn_softmax_bwd_reg(__global T* dp, const long dp_off, __global const T* p
     return head + body
 
 
-def _reg_vpt(device, S):
-    """Values per work-item of the register kernels (a power of two), or 0 for the row-per-group one."""
-    use = FORCE_REG[0] if FORCE_REG[0] is not None else not device.is_cpu
-    if not use or S > REG_MAX_S or S == 0:
+def _kind(device, S):
+    """'serial' (a row per work-item: CPUs), 'reg' (GPUs, 0 < S <= REG_MAX_S) or 'group' (a row per group)."""
+    k = FORCE_KIND[0] or ("serial" if device.is_cpu else "reg")
+    return "group" if k == "reg" and not _reg_vpt(S) else k
+
+
+def _reg_vpt(S):
+    """Values per work-item of the register kernels (a power of two), or 0 where they don't apply."""
+    if S > REG_MAX_S or S == 0:
         return 0
     return 1 << (max(1, -(-S // _RW)) - 1).bit_length()
 
@@ -189,7 +233,14 @@ def _wg(device):
 
 def softmax_rows(device, buf, off, rows, S, L, causal, ct, acc):
     """In place: each of `rows` contiguous rows of S values becomes its (causal) softmax."""
-    vpt = _reg_vpt(device, S)
+    kind = _kind(device, S)
+    if kind == "serial":
+        knl = device.programs.kernel(("attn_softmax_row", ct, acc),
+                                     lambda: (_serial_source(ct, acc, False), "attn_softmax_row"))
+        launch(device, knl, (rows,), None, [buf, np.int64(off), np.int32(S), np.int32(L), np.int32(causal)],
+               "attn_softmax")
+        return
+    vpt = _reg_vpt(S) if kind == "reg" else 0
     if vpt:
         knl = device.programs.kernel(("attn_softmax_reg", ct, acc, vpt),
                                      lambda: (_reg_source(ct, acc, vpt, False), "attn_softmax_reg"))
@@ -205,7 +256,15 @@ def softmax_rows(device, buf, off, rows, S, L, causal, ct, acc):
 
 def softmax_rows_backward(device, dp_buf, dp_off, p_buf, p_off, rows, S, L, causal, ct, acc):
     """In place over dP: dS = P * (dP - rowsum(dP * P)) (zero where causal masks)."""
-    vpt = _reg_vpt(device, S)
+    kind = _kind(device, S)
+    if kind == "serial":
+        knl = device.programs.kernel(("attn_softmax_bwd_row", ct, acc),
+                                     lambda: (_serial_source(ct, acc, True), "attn_softmax_bwd_row"))
+        launch(device, knl, (rows,), None,
+               [dp_buf, np.int64(dp_off), p_buf, np.int64(p_off), np.int32(S), np.int32(L), np.int32(causal)],
+               "attn_softmax_backward")
+        return
+    vpt = _reg_vpt(S) if kind == "reg" else 0
     if vpt:
         knl = device.programs.kernel(("attn_softmax_bwd_reg", ct, acc, vpt),
                                      lambda: (_reg_source(ct, acc, vpt, True), "attn_softmax_bwd_reg"))

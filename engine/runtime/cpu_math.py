@@ -9,6 +9,7 @@ work-group scalar, and each call cost ~1.5 ns (2-core EPYC, 65,536 floats: `v + 
 The prelude below, put in front of every program built for a PoCL CPU device, maps these names to:
   * clang's `__builtin_*` forms (sqrt, fabs, floor, fmax, fma, ...): LLVM intrinsics that become single
     vector instructions (`sqrt(v)` 96 -> 16 us);
+  * min / max / clamp of scalars as compare-and-select, mul_hi of 32-bit scalars by a 64-bit product;
   * for exp, log, tanh, erf, expm1 and log1p in float: polynomial versions written in plain arithmetic
     and selects (Cephes' expf/logf/tanhf, Eigen's float erf), within 2 ulp of the exact result over the
     whole float range (expm1/log1p 3; erf 6, an absolute 3e-7 as it nears +-1; PoCL's SLEEF builtins are
@@ -18,6 +19,7 @@ them).  Every function is `static inline`: a plain C99 `inline` definition emits
 LLVM chose not to inline a call PoCL linked a program without its kernels (INVALID_KERNEL_NAME).  CLGRAD_CPU_MATH=0 turns the prelude off.
 """
 import os
+import re
 
 _FLOAT_ONLY = {   # name -> arity; scalar float/double go to __builtin_<name>f / __builtin_<name>
     "sqrt": 1, "fabs": 1, "floor": 1, "ceil": 1, "trunc": 1, "rint": 1, "round": 1,
@@ -137,57 +139,105 @@ static inline float __cg_erff(float x) {
 """
 
 
-def _prelude():
-    # 512-bit vector parameters (float16, double8/16) draw clang's "changes the ABI" warning on AVX2
-    # targets; pyopencl would turn any build log into a CompilerWarning on every program
-    out = ["#ifdef cl_khr_fp64", "#pragma OPENCL EXTENSION cl_khr_fp64 : enable", "#endif",
-           "#pragma clang diagnostic push", '#pragma clang diagnostic ignored "-Wpsabi"', _FLOAT_IMPL]
-    ov = "static inline __attribute__((overloadable))"
-    for name, ar in _FLOAT_ONLY.items():
-        ps = ", ".join(f"{{t}} a{i}" for i in range(ar))
-        xs = ", ".join(f"a{i}" for i in range(ar))
-        out.append(f"{ov} float __cg_{name}({ps.format(t='float')}) {{ return __builtin_{name}f({xs}); }}")
-        out.append("#ifdef cl_khr_fp64")
-        out.append(f"{ov} double __cg_{name}({ps.format(t='double')}) {{ return __builtin_{name}({xs}); }}")
-        out.append("#endif")
-        for w in _VEC:
-            out.append(f"{ov} float{w} __cg_{name}({ps.format(t='float' + w)}) {{ return {name}({xs}); }}")
-        out.append("#ifdef cl_khr_fp64")
-        for w in _VEC:
-            out.append(f"{ov} double{w} __cg_{name}({ps.format(t='double' + w)}) {{ return {name}({xs}); }}")
-        out.append("#endif")
+_OV = "static inline __attribute__((overloadable))"
+_INT = ("char", "uchar", "short", "ushort", "int", "uint", "long", "ulong")
+_ARITY = dict(_FLOAT_ONLY, min=2, max=2, clamp=3, mul_hi=2, mad=3, rsqrt=1, **{n: 1 for n in _POLY})
+_NEEDS = {"tanh": ["exp"], "expm1": ["exp"], "log1p": ["log"], "clamp": ["min", "max"], "mad": ["fma"]}
+
+
+def _fp64(lines):
+    return ["#ifdef cl_khr_fp64"] + lines + ["#endif"]
+
+
+def _impls():
+    """__cg_<name>f of _FLOAT_IMPL, by name."""
+    parts = _FLOAT_IMPL.split("static inline float __cg_")[1:]
+    return {p[:p.index("f(")]: "static inline float __cg_" + p for p in parts}
+
+
+def _block(name):
+    """The overloads of one function name (the #defines that route the name to them come last)."""
+    ov = _OV
+    ar = _ARITY[name]
+    ps = ", ".join(f"{{t}} a{i}" for i in range(ar))
+    xs = ", ".join(f"a{i}" for i in range(ar))
+
+    def fallbacks(types):   # vector arguments: PoCL's builtin, reached through its own macro for the name
+        return [f"{ov} {t}{w} __cg_{name}({ps.format(t=t + w)}) {{ return {name}({xs}); }}" for t in types
+                for w in _VEC]
+    if name in _FLOAT_ONLY:
+        out = [f"{ov} float __cg_{name}({ps.format(t='float')}) {{ return __builtin_{name}f({xs}); }}"]
+        out += fallbacks(["float"])
+        dbl = [f"{ov} double __cg_{name}({ps.format(t='double')}) {{ return __builtin_{name}({xs}); }}"]
+        dbl += fallbacks(["double"])
         if name in ("fmax", "fmin"):   # OpenCL's (gentype, scalar) forms
             out += [f"{ov} float{w} __cg_{name}(float{w} a0, float a1) {{ return {name}(a0, a1); }}" for w in _VEC]
-            out.append("#ifdef cl_khr_fp64")
-            out += [f"{ov} double{w} __cg_{name}(double{w} a0, double a1) {{ return {name}(a0, a1); }}"
+            dbl += [f"{ov} double{w} __cg_{name}(double{w} a0, double a1) {{ return {name}(a0, a1); }}"
                     for w in _VEC]
-            out.append("#endif")
-    for name in _POLY:
-        out.append(f"{ov} float __cg_{name}(float a) {{ return __cg_{name}f(a); }}")
-        out.append("#ifdef cl_khr_fp64")
-        out.append(f"{ov} double __cg_{name}(double a) {{ return {name}(a); }}")
-        out += [f"{ov} double{w} __cg_{name}(double{w} a) {{ return {name}(a); }}" for w in _VEC]
-        out.append("#endif")
-        out += [f"{ov} float{w} __cg_{name}(float{w} a) {{ return {name}(a); }}" for w in _VEC]
-    # rsqrt and mad have no clang builtin: spelled out (rsqrt within 1 ulp, under OpenCL's 2 ulp)
-    out.append(f"{ov} float __cg_rsqrt(float a) {{ return 1.0f / __builtin_sqrtf(a); }}")
-    out += [f"{ov} float{w} __cg_rsqrt(float{w} a) {{ return rsqrt(a); }}" for w in _VEC]
-    out.append("#ifdef cl_khr_fp64")
-    out.append(f"{ov} double __cg_rsqrt(double a) {{ return 1.0 / __builtin_sqrt(a); }}")
-    out += [f"{ov} double{w} __cg_rsqrt(double{w} a) {{ return rsqrt(a); }}" for w in _VEC]
-    out.append("#endif")
-    for name in list(_FLOAT_ONLY) + list(_POLY) + ["rsqrt"]:
-        ar = _FLOAT_ONLY.get(name, 1)
-        xs = ", ".join(f"a{i}" for i in range(ar))
+        return out + _fp64(dbl)
+    if name in _POLY:
+        out = [_impls()[name], f"{ov} float __cg_{name}(float a0) {{ return __cg_{name}f(a0); }}"]
+        return out + fallbacks(["float"]) + _fp64([f"{ov} double __cg_{name}(double a0) {{ return {name}(a0); }}"]
+                                                  + fallbacks(["double"]))
+    if name == "rsqrt":   # no clang builtin: 1 / sqrt, within 1 ulp (OpenCL allows 2)
+        return ([f"{ov} float __cg_rsqrt(float a0) {{ return 1.0f / __builtin_sqrtf(a0); }}"] + fallbacks(["float"])
+                + _fp64([f"{ov} double __cg_rsqrt(double a0) {{ return 1.0 / __builtin_sqrt(a0); }}"]
+                        + fallbacks(["double"])))
+    if name == "mad":
+        return []   # mad(a, b, c) is routed to __cg_fma
+    if name in ("min", "max", "clamp"):
+        # scalars as compare-and-select, OpenCL's own definitions (max(x, y) = x < y ? y : x)
+        body = {"min": "return y < x ? y : x;", "max": "return x < y ? y : x;",
+                "clamp": "return __cg_min(__cg_max(x, lo), hi);"}[name]
+        args = "({t} x, {t} lo, {t} hi)" if name == "clamp" else "({t} x, {t} y)"
+        vargs = ["({v} x, {v} lo, {v} hi)", "({v} x, {t} lo, {t} hi)"] if name == "clamp" else \
+            ["({v} x, {v} y)", "({v} x, {t} y)"]
+        call = "(x, lo, hi)" if name == "clamp" else "(x, y)"
+        out = []
+        for t in _INT + ("float", "double"):
+            lines = [f"{ov} {t} __cg_{name}{args.format(t=t)} {{ {body} }}"]
+            lines += [f"{ov} {t}{w} __cg_{name}{a.format(v=t + w, t=t)} {{ return {name}{call}; }}"
+                      for w in _VEC for a in vargs]
+            out += _fp64(lines) if t == "double" else lines
+        return out
+    if name == "mul_hi":   # 32-bit scalars through a 64-bit product
+        out = [f"{ov} {t} __cg_mul_hi({t} x, {t} y) {{ return ({t})((({wide})x * ({wide})y) >> 32); }}"
+               for t, wide in (("int", "long"), ("uint", "ulong"))]
+        out += [f"{ov} {t} __cg_mul_hi({t} x, {t} y) {{ return mul_hi(x, y); }}"
+                for t in ("char", "uchar", "short", "ushort", "long", "ulong")]
+        return out + [f"{ov} {t}{w} __cg_mul_hi({t}{w} x, {t}{w} y) {{ return mul_hi(x, y); }}"
+                      for t in ("int", "uint") for w in _VEC]
+    raise KeyError(name)
+
+
+def prelude(names):
+    """The prelude for these function names (with what they build on), in dependency order."""
+    order = []
+
+    def add(n):
+        for d in _NEEDS.get(n, ()):
+            add(d)
+        if n not in order:
+            order.append(n)
+    for n in sorted(names):
+        add(n)
+    # 512-bit vector parameters (float16, double8/16) draw clang's "changes the ABI" warning on AVX2
+    # targets; pyopencl would turn any build log into a CompilerWarning on every program
+    out = _fp64(["#pragma OPENCL EXTENSION cl_khr_fp64 : enable"])
+    out += ["#pragma clang diagnostic push", '#pragma clang diagnostic ignored "-Wpsabi"']
+    for n in order:
+        out += _block(n)
+    for n in order:
         # PoCL's headers define each builtin's name as a macro (sqrt -> _cl_sqrt): the overloads above
         # reached its builtins through them; from here on the names mean ours
-        out.append(f"#undef {name}")
-        out.append(f"#define {name}({xs}) __cg_{name}({xs})")
-    out += ["#undef mad", "#define mad(a, b, c) __cg_fma(a, b, c)", "#pragma clang diagnostic pop"]
+        xs = ", ".join(f"a{i}" for i in range(_ARITY[n]))
+        out += [f"#undef {n}", f"#define {n}({xs}) __cg_{'fma' if n == 'mad' else n}({xs})"]
+    out.append("#pragma clang diagnostic pop")
     return "\n".join(out) + "\n"
 
 
-PRELUDE = _prelude()
+_CALL = re.compile(r"\b(" + "|".join(sorted(_ARITY, key=len, reverse=True)) + r")\s*\(")
+_CACHE = {}
 
 
 def wanted(device):
@@ -198,10 +248,17 @@ def wanted(device):
 
 
 def with_prelude(src):
-    """`src` with the prelude inserted after its leading extension pragmas (so they are enabled first) and
-    before anything else (a program's own FP_CONTRACT setting then applies to its code only)."""
+    """`src` with the prelude for the functions it calls, inserted after its leading extension pragmas (so
+    they are enabled first) and before anything else (a program's FP_CONTRACT setting then applies to its
+    own code only).  Only what a program calls: the whole set (~400 overloads) cost ~90 ms a build."""
+    names = frozenset(_CALL.findall(src))
+    if not names:
+        return src
+    pre = _CACHE.get(names)
+    if pre is None:
+        pre = _CACHE[names] = prelude(names)
     lines = src.split("\n")
     i = 0
     while i < len(lines) and (lines[i].startswith("#pragma OPENCL EXTENSION") or not lines[i].strip()):
         i += 1
-    return "\n".join(lines[:i]) + "\n" + PRELUDE + "\n".join(lines[i:])
+    return "\n".join(lines[:i]) + "\n" + pre + "\n".join(lines[i:])

@@ -282,7 +282,9 @@ def run_fast(device, op, expr, out, a, b, ct, vec4):
     if n == 0:
         return
     scalar = not hasattr(b, "_storage")
-    key = (device, op, expr, ct, out.dtype.ctype, scalar)
+    # is_cpu in the key: the kernel's tail guard follows it, and tests flip it to run GPU launch plans here
+    # (a guard-less kernel launched over a rounded-up grid wrote past the output)
+    key = (device, op, expr, ct, out.dtype.ctype, scalar, device.is_cpu)
     ent = _fast_cache.get(key)
     if ent is None:
         bspec = ("s", ct) if scalar else ("c", ct, ct)

@@ -107,10 +107,10 @@ def _worker(device):
 def _gemm_numpy(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
     nb0, nb1 = nb
     c_st = c[2]
-    contiguous = (c_st[3] == 1 or N == 1) and (c_st[2] == N or M == 1) and \
+    # C may be any non-overlapping layout (attention writes its output and gradients in the inputs' dim
+    # order): np.matmul takes a strided `out`, and BLAS writes it in place while rows are unit-stride
+    dense = (c_st[3] == 1 or N == 1) and (c_st[2] == N or M == 1) and \
         (c_st[1] == M * N or nb1 == 1) and (c_st[0] == nb1 * M * N or nb0 == 1)
-    if not contiguous:
-        raise ValueError("internal: the numpy GEMM path writes a contiguous C")
     w = _worker(device) if ASYNC_BLAS else None
     if w is not None and w.errors:
         raise w.errors.pop()   # an earlier asynchronous GEMM failed (e.g. out of host memory)
@@ -120,8 +120,10 @@ def _gemm_numpy(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
         av = _map_view(queue, maps, dtype, a[0].buf, a[1], (nb0, nb1, M, K), a[2])
         bv = _map_view(queue, maps, dtype, b[0].buf, b[1], (nb0, nb1, K, N), b[2])
         dv = _map_view(queue, maps, dtype, d[0].buf, d[1], (nb0, nb1, M, N), d[2]) if d is not None else None
-        c_rw = any(x is not None and x[0] is c[0] for x in (a, b, d))   # C is also read: map it read-write
-        cv = _map_view(queue, maps, dtype, c[0].buf, c[1], (nb0, nb1, M, N), (nb1 * M * N, M * N, N, 1),
+        # read-write where C shares a buffer with an operand, or leaves gaps in its span that other
+        # tensors own (the joint dq/dk/dv buffer): an invalidating map may drop what it does not write
+        c_rw = not dense or any(x is not None and x[0] is c[0] for x in (a, b, d))
+        cv = _map_view(queue, maps, dtype, c[0].buf, c[1], (nb0, nb1, M, N), c_st,
                        write=True if c_rw else "new")
         # what the worker waits for: a marker, not the last map's event.  PoCL 3.0 sometimes completed
         # that event (C's WRITE_INVALIDATE_REGION map, which needs no data) before the kernels enqueued

@@ -510,7 +510,7 @@ def run(device, op, x, red_dims, out, acc_ct, pre="v", post="acc", p=0, out_idx=
     aux_ct = aux.dtype.ctype if aux is not None else None
     big = x._storage.size >= 2**31
     key = (device, op, x._shape, x._strides, tuple(red_dims), x.dtype.ctype, out.dtype.ctype, acc_ct, pre, post,
-           arg, aux_ct, big)
+           arg, aux_ct, big, device.is_cpu)   # is_cpu: the plan follows it (tests flip it for GPU plans)
     pl = _plans.get(key)
     if pl is None:
         if len(_plans) > 4096:

@@ -12,14 +12,15 @@ import engine.nn.functional as F
 rng = np.random.default_rng(11)
 
 
-@pytest.fixture(autouse=True, params=["row_groups", "register_rows"])
+@pytest.fixture(autouse=True, params=["group", "reg", "serial"])
 def row_kernels(request):
-    """Both row-kernel layouts on every device (register rows are the GPUs' choice for S <= 512)."""
+    """Every row-kernel layout on every device (register rows are the GPUs' choice for S <= 512, a row
+    per work-item the CPUs')."""
     from engine.runtime import attention as _rt
-    old = _rt.FORCE_REG[0]
-    _rt.FORCE_REG[0] = request.param == "register_rows"
+    old = _rt.FORCE_KIND[0]
+    _rt.FORCE_KIND[0] = request.param
     yield
-    _rt.FORCE_REG[0] = old
+    _rt.FORCE_KIND[0] = old
 
 
 def _pair(shape):
@@ -65,9 +66,9 @@ def test_fused_sdpa_strided_heads_and_scale():
 
 @pytest.mark.parametrize("kernel_gemm", [False, True])
 def test_fused_sdpa_head_layout_output_and_grads(kernel_gemm):
-    """Head-split views of one projection: with OpenCL GEMMs the output and q/k/v gradients come out in
-    (B, T, H, E) order, so transpose(1, 2).contiguous() and the gradients' view back are free (host BLAS:
-    contiguous, as before); values equal torch's either way."""
+    """Head-split views of one projection: the output and q/k/v gradients come out in (B, T, H, E) order,
+    so transpose(1, 2).contiguous() and the gradients' view back are free, with OpenCL GEMMs and with the
+    CPUs' host BLAS (which writes the strided C in place); values equal torch's."""
     from engine.runtime import matmul as _mm
     old = _mm.FORCE_OPENCL
     _mm.FORCE_OPENCL = True if kernel_gemm else None
@@ -83,17 +84,16 @@ def test_fused_sdpa_head_layout_output_and_grads(kernel_gemm):
                 TF.scaled_dot_product_attention(q, k, v, is_causal=True)
             return y, y.transpose(1, 2).contiguous().view(B, T, H * E)
         (ye, oe), (yt, ot) = attn(ex), attn(tx)
-        if kernel_gemm:
-            assert ye.stride() == (T * H * E, E, H * E, 1)
+        assert ye.stride() == (T * H * E, E, H * E, 1)
         np.testing.assert_allclose(oe.detach().numpy(), ot.detach().numpy(), rtol=1e-4, atol=1e-5)
         w = rng.standard_normal((B, T, H * E)).astype(np.float32)
         with engine.profiler.profile() as prof:
             (oe * engine.tensor(w)).sum().backward()
         (ot * torch.tensor(w)).sum().backward()
         np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
-        if kernel_gemm:   # dq/dk/dv land in one buffer laid out like the projection: no reshape, no cat
-            names = [r["name"] for r in prof.records if r["kind"] == "kernel"]
-            assert "copy" not in names, names
+        # dq/dk/dv land in one buffer laid out like the projection: no reshape, no cat
+        names = [r["name"] for r in prof.records if r["kind"] == "kernel"]
+        assert "copy" not in names, names
     finally:
         _mm.FORCE_OPENCL = old
 
