@@ -18,12 +18,18 @@ def _span(offset, shape, strides):
 
 
 def _map_view(queue, maps, dtype, buf, offset, shape, strides, write=False, wait_for=None):
-    """A numpy view of a strided operand on its buffer, mapped without blocking (zero-copy on PoCL);
-    valid once the map's event (the last of `maps`) has completed: the caller waits for all at once."""
+    """A numpy view of a strided operand on its buffer: straight on the host array of a host-shared pool
+    buffer, else mapped without blocking (zero-copy on PoCL, the map appended to `maps`); valid once a
+    marker enqueued after it has completed: the caller waits for that."""
     isz = dtype.itemsize
     if any(n == 0 for n in shape):
         return np.zeros(shape, dtype.np)
     lo, hi = _span(offset, shape, strides)
+    host = buf.hostbuf
+    if host is not None:   # a pool buffer on a host array (memory.py): no map; the caller's marker orders it
+        span = host[lo * isz:(hi + 1) * isz].view(dtype.np)
+        return np.lib.stride_tricks.as_strided(span[offset - lo:], shape, [s * isz for s in strides],
+                                               writeable=bool(write))
     flags = cl.map_flags.READ if not write else cl.map_flags.WRITE_INVALIDATE_REGION if write == "new" else \
         cl.map_flags.READ | cl.map_flags.WRITE
     arr, ev = cl.enqueue_map_buffer(queue, buf, flags, lo * isz, ((hi - lo + 1) * isz,), np.uint8,
@@ -129,7 +135,7 @@ def _gemm_numpy(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta):
         # that event (C's WRITE_INVALIDATE_REGION map, which needs no data) before the kernels enqueued
         # earlier had finished, so the worker read half-written operands (a transformer gradient test
         # failed 1 run in ~100 under load; 0 in 200 with the marker).
-        ev = cl.enqueue_marker(queue) if maps else None
+        ev = cl.enqueue_marker(queue)
         if w is None:
             if ev is not None:
                 ev.wait()

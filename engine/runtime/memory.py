@@ -25,6 +25,21 @@ def _round(nbytes):
     return (nbytes + step - 1) // step * step
 
 
+# PoCL's CPU device: buffers over host arrays we allocate (CL_MEM_USE_HOST_PTR, 128-byte aligned), which
+# PoCL uses in place as device memory, so the host BLAS path reads and writes them through `buf.hostbuf`
+# without a map.  Each map cost 13-16 us on an idle 2-core host and ~100 us while PoCL's threads ran
+# kernels (tiny GPT step: ~125 maps, a third of its host time).  A probe at the first allocation checks
+# that the device really shares the array (a fill, then a host read); where it does not, plain buffers.
+HOST_ALIGN = 128
+
+
+def _host_array(size):
+    import numpy as np
+    raw = np.empty(size + HOST_ALIGN, np.uint8)
+    off = (-raw.ctypes.data) % HOST_ALIGN
+    return raw[off:off + size]
+
+
 class MemoryPool:
     def __init__(self, device):
         self.device = device
@@ -32,6 +47,7 @@ class MemoryPool:
         self.allocated_bytes = 0   # live bytes handed to tensors
         self.reserved_bytes = 0    # bytes held from the driver (live + cached)
         self.driver_allocs = 0
+        self.host_shared = None    # None: not probed yet; then whether buffers sit on host arrays
 
     def alloc(self, nbytes):
         size = _round(nbytes)
@@ -43,15 +59,38 @@ class MemoryPool:
         self.allocated_bytes += size
         return buf, size
 
+    def _probe_host_shared(self):
+        dev = self.device
+        if not (dev.is_cpu and "portable computing language" in dev.platform_name.lower()):
+            return False
+        import os
+        if os.environ.get("CLGRAD_HOST_BUFFERS", "1").strip().lower() in ("0", "false", "no", "off"):
+            return False
+        import numpy as np
+        host = _host_array(512)
+        host[:] = 0
+        buf = cl.Buffer(dev.context, cl.mem_flags.READ_WRITE | cl.mem_flags.USE_HOST_PTR, hostbuf=host)
+        cl.enqueue_fill_buffer(dev.queue, buf, np.uint8(0xA5), 0, 512)
+        dev.queue.finish()
+        ok = bool((host == 0xA5).all()) and buf.hostbuf is host
+        buf.release()
+        return ok
+
     def _driver_alloc(self, size):
         ctx = self.device.context
+        if self.host_shared is None:
+            self.host_shared = self._probe_host_shared()
         for attempt in range(2):
             try:
-                buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, size)
+                if self.host_shared:
+                    buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.USE_HOST_PTR,
+                                    hostbuf=_host_array(size))
+                else:
+                    buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, size)
                 self.driver_allocs += 1
                 self.reserved_bytes += size
                 return buf
-            except (cl.MemoryError, cl.RuntimeError) as e:
+            except (cl.MemoryError, cl.RuntimeError, MemoryError) as e:
                 if attempt == 0 and self.free:
                     self.empty_cache()
                     continue
