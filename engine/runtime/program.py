@@ -37,7 +37,8 @@ class ProgramCache:
 
     def build(self, src, name):
         if int(os.environ.get("CLGRAD_DEBUG", "0") or 0) >= 4:
-            print(f"[clgrad] building {name} for {self.device.name}:\n{src}")
+            extra = " (after runtime/cpu_math.py's prelude)" if self.prelude else ""
+            print(f"[clgrad] building {name} for {self.device.name}{extra}:\n{src}")
         try:
             full = cpu_math.with_prelude(src) if self.prelude else src
             prg = cl.Program(self.device.context, full).build(options=["-cl-std=CL1.2"])
