@@ -11,15 +11,20 @@ from ._core import copy_into, device_of
 from .shape import narrow, reshape, select
 
 
+def _common(ts):
+    """The device all of `ts` are on (else torch's error) and their promoted dtype."""
+    dt = ts[0].dtype
+    for x in ts[1:]:
+        dt = D.promote_types(dt, x.dtype)
+    return device_of(ts), dt
+
+
 class Cat(Function):
     node_name = "CatBackward0"
 
     @staticmethod
     def forward(ctx, dim, *ts):
-        dev = device_of(ts)
-        dt = ts[0].dtype
-        for x in ts[1:]:
-            dt = D.promote_types(dt, x.dtype)
+        dev, dt = _common(ts)
         ref = ts[0]
         sizes = [x._shape[dim] for x in ts]
         ctx.sizes, ctx.dim = sizes, dim
@@ -86,10 +91,7 @@ class Stack(Function):
 
     @staticmethod
     def forward(ctx, dim, *ts):
-        dev = device_of(ts)
-        dt = ts[0].dtype
-        for x in ts[1:]:
-            dt = D.promote_types(dt, x.dtype)
+        dev, dt = _common(ts)
         ctx.dim = dim
         s0 = ts[0]._shape
         shape = s0[:dim] + (len(ts),) + s0[dim:]
