@@ -244,7 +244,7 @@ def wanted(device):
     """The prelude goes in front of programs for PoCL's CPU device (other drivers inline their builtins)."""
     if os.environ.get("CLGRAD_CPU_MATH", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
-    return device.is_cpu and "portable computing language" in device.platform_name.lower()
+    return device.is_pocl_cpu
 
 
 def with_prelude(src):

@@ -37,6 +37,8 @@ class Device:
         self.is_gpu = bool(t & cl.device_type.GPU)
         self.is_cpu = bool(t & cl.device_type.CPU)
         self.type = "gpu" if self.is_gpu else "cpu" if self.is_cpu else "accelerator"
+        # PoCL's CPU device: its programs get runtime/cpu_math.py's prelude, its pool host-shared buffers
+        self.is_pocl_cpu = self.is_cpu and "portable computing language" in self.platform_name.lower()
         ext = cl_device.extensions.split()
         self.extensions = ext
         self.fp64 = "cl_khr_fp64" in ext

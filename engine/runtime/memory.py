@@ -61,7 +61,7 @@ class MemoryPool:
 
     def _probe_host_shared(self):
         dev = self.device
-        if not (dev.is_cpu and "portable computing language" in dev.platform_name.lower()):
+        if not dev.is_pocl_cpu:
             return False
         import os
         if os.environ.get("CLGRAD_HOST_BUFFERS", "1").strip().lower() in ("0", "false", "no", "off"):

@@ -28,8 +28,7 @@ print(engine.get_default_device().runtime.pool.host_shared, float(out.sum()))
 
 
 def _pocl():
-    d = default_device()
-    return d.is_cpu and "portable computing language" in d.platform_name.lower()
+    return default_device().is_pocl_cpu
 
 
 def test_pool_buffers_share_host_memory_on_pocl():
