@@ -187,17 +187,11 @@ def _slots(kind, flags, ct, idx_t, has_step):
     return max(1, min(8, (_ARG_BUDGET - shared - 64) // slot))
 
 
-# PoCL (CPU) calls its library's fma / sqrt / fabs / fmax out of line, and a call stops LLVM's
-# loop vectoriser (the work-group loop then runs one element at a time: 1.5-3.5 GB/s for Adam); the
-# clang builtins lower to LLVM intrinsics that vectorise, with the same IEEE results.
-_CPU_BUILTINS = {t: "".join(f"#undef {f}\n#define {f} __builtin_{f}{sfx}\n" for f in ("fma", "sqrt", "fabs", "fmax"))
-                 for t, sfx in (("float", "f"), ("double", ""))}
-
-
-def gen_source(kind, flags, ct, idx_t, has_step, K, builtins=False):
+def gen_source(kind, flags, ct, idx_t, has_step, K):
     """A multi-tensor kernel: work-items run over the concatenated elements of K parameter
-    tensors (slot k owns global ids [end_{k-1}, end_k)); each picks its slot's buffers.
-    builtins: clang's __builtin_ math (PoCL: vectorisable)."""
+    tensors (slot k owns global ids [end_{k-1}, end_k)); each picks its slot's buffers.  On PoCL its
+    fma / sqrt / fabs / fmax become clang builtins that vectorise through runtime/cpu_math.py's prelude,
+    as every program's do (PoCL's own are out-of-line calls: 1.5-3.5 GB/s for Adam)."""
     bufs, scal, body = _body(kind, flags)
     f = dict(flags)
     per = PER_SLOT[kind]
@@ -214,8 +208,6 @@ def gen_source(kind, flags, ct, idx_t, has_step, K, builtins=False):
     params += [("int " if s in INT_SCALARS else "T ") + s for s in shared]
     pre = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if ct == "double" else ""
     pre += "#pragma OPENCL FP_CONTRACT OFF\n"
-    if builtins:
-        pre += _CPU_BUILTINS[ct]
     lines = [pre + f"#define T {ct}",
              f"__kernel void opt_{kind}({', '.join(params)}) {{",
              f"    {idx_t} gid = get_global_id(0);",
@@ -243,13 +235,6 @@ def gen_source(kind, flags, ct, idx_t, has_step, K, builtins=False):
     lines.append("    P[i] = p;")
     lines.append("}")
     return "\n".join(lines) + "\n", f"opt_{kind}"
-
-
-CPU_BUILTINS = True
-
-
-def _use_builtins(dev):
-    return CPU_BUILTINS and dev.is_cpu and "portable computing" in dev.platform_name.lower()
 
 
 def _dense(t):
@@ -294,7 +279,6 @@ def fused_step(kind, flags, items, shared):
         big = (any(p._storage.size >= 2**31 or g._storage.size >= 2**31 for (p, g, _, _, _), _t in prepped)
                or sum(it[0][0].numel() for it in prepped) + len(prepped) >= 2**31)  # global ids span a chunk
         idx_t = "long" if big else "int"
-        bi = _use_builtins(dev)
         K = slots_per_launch(kind, flags, ct, idx_t, has_step)
         if dev.is_cpu and CPU_PER_PARAM_MIN is not None:
             # PoCL vectorises the one-slot kernel (uniform buffers) but not the K-slot one, whose work-items
@@ -307,8 +291,8 @@ def fused_step(kind, flags, items, shared):
         for k, chunks in groups:
             if not chunks:
                 continue
-            knl = dev.programs.kernel(("optim", kind, flags, ct, idx_t, has_step, bi, k),
-                                      lambda: gen_source(kind, flags, ct, idx_t, has_step, k, bi))
+            knl = dev.programs.kernel(("optim", kind, flags, ct, idx_t, has_step, k),
+                                      lambda: gen_source(kind, flags, ct, idx_t, has_step, k))
             for chunk in chunks:
                 _launch_chunk(dev, knl, kind, flags, ct, idx_t, k, chunk, shared)
         for (it, (_, tmp)) in zip(its, prepped):
