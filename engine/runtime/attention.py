@@ -15,11 +15,14 @@ import numpy as np
 from .launch import launch
 
 
-def _source(ct, acc, wg, bwd):
+def _types(ct, acc):
+    """Every row kernel's head: T (storage) and ACC (accumulation) types, fp64 enabled where needed."""
     dbl = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if "double" in (ct, acc) else ""
-    head = f"""{dbl}typedef {ct} T;
-typedef {acc} ACC;
-#define WG {wg}
+    return f"{dbl}typedef {ct} T;\ntypedef {acc} ACC;\n"
+
+
+def _source(ct, acc, wg, bwd):
+    head = _types(ct, acc) + f"""#define WG {wg}
 inline ACC red_max(__local ACC* r, ACC v, int lid) {{
     r[lid] = v;
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -85,10 +88,7 @@ void attn_softmax_bwd(__global T* dp, const long dp_off, __global const T* pr, c
 # rows of a few dozen scores; a row per work-item has no barrier at all (tiny GPT of notebook 06, 2048
 # rows of 32 causal scores: 445 -> 160-270 us forward).
 def _serial_source(ct, acc, bwd):
-    dbl = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if "double" in (ct, acc) else ""
-    head = f"""{dbl}typedef {ct} T;
-typedef {acc} ACC;
-"""
+    head = _types(ct, acc)
     if not bwd:
         return head + """
 __kernel void attn_softmax_row(__global T* x, const long off, const int S, const int L, const int causal) {
@@ -130,11 +130,8 @@ _RW = 32
 
 
 def _reg_source(ct, acc, vpt, bwd):
-    dbl = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if "double" in (ct, acc) else ""
     wg = 4 * _RW
-    head = f"""{dbl}typedef {ct} T;
-typedef {acc} ACC;
-#define WG {wg}
+    head = _types(ct, acc) + f"""#define WG {wg}
 #define RW {_RW}
 #define RPG (WG / RW)
 #define VPT {vpt}

@@ -149,10 +149,8 @@ def _fp64(lines):
     return ["#ifdef cl_khr_fp64"] + lines + ["#endif"]
 
 
-def _impls():
-    """__cg_<name>f of _FLOAT_IMPL, by name."""
-    parts = _FLOAT_IMPL.split("static inline float __cg_")[1:]
-    return {p[:p.index("f(")]: "static inline float __cg_" + p for p in parts}
+# __cg_<name>f of _FLOAT_IMPL, by name
+_IMPLS = {p[:p.index("f(")]: "static inline float __cg_" + p for p in _FLOAT_IMPL.split("static inline float __cg_")[1:]}
 
 
 def _block(name):
@@ -176,7 +174,7 @@ def _block(name):
                     for w in _VEC]
         return out + _fp64(dbl)
     if name in _POLY:
-        out = [_impls()[name], f"{ov} float __cg_{name}(float a0) {{ return __cg_{name}f(a0); }}"]
+        out = [_IMPLS[name], f"{ov} float __cg_{name}(float a0) {{ return __cg_{name}f(a0); }}"]
         return out + fallbacks(["float"]) + _fp64([f"{ov} double __cg_{name}(double a0) {{ return {name}(a0); }}"]
                                                   + fallbacks(["double"]))
     if name == "rsqrt":   # no clang builtin: 1 / sqrt, within 1 ulp (OpenCL allows 2)
