@@ -4,7 +4,8 @@ forward:  P = softmax(scale * Q @ K^T  [causal: keys j <= query i])      O = P @
 backward: dV = P^T @ dO     dP = dO @ V^T     dS = P * (dP - rowsum(dP * P))
           dQ = scale * dS @ K      dK = scale * dS^T @ Q
 The scale rides on the GEMMs' alpha and the mask inside the row kernels (runtime/attention.py),
-so no (L, S) pass is spent on them.  With create_graph the backward re-derives the gradients
+so no (L, S) pass is spent on them; causal products tell the GEMM which triangle matters, so the
+tiled kernel skips the masked tiles of S and dP and the zero K slices of P and dS.  With create_graph the backward re-derives the gradients
 through the unfused differentiable formula (double backward works).
 """
 import math
@@ -13,6 +14,7 @@ from .. import dtypes as D
 from ..autograd import grad_mode as _gm
 from ..autograd.function import Function
 from ..runtime import attention as _rt
+from ..runtime import matmul as _rt_mm
 from ..tensor import empty, make
 from ._core import sum_to
 from .matmul import _gemm_raw
@@ -82,12 +84,12 @@ class FusedAttention(Function):
     @staticmethod
     def forward(ctx, q, k, v, scale, causal):
         dev = q._storage.device
-        p = _gemm_raw(q, _t(k), alpha=scale)
+        p = _gemm_raw(q, _t(k), alpha=scale, tri=_rt_mm.TRI_C_LOWER if causal else 0)
         L, S = p._shape[-2], p._shape[-1]
         _rt.softmax_rows(dev, p._storage.buf, p._offset, p.numel() // S, S, L, int(causal), p.dtype.ctype,
                          _acc(p.dtype))
         out = _gemm_raw(p, v, out=_like(q, p._shape[:-1] + (v._shape[-1],)) if p._shape[:-2] == q._shape[:-2]
-                        else None)
+                        else None, tri=_rt_mm.TRI_A_LOWER if causal else 0)
         ctx.save_for_backward(q, k, v, p)
         ctx.scale, ctx.causal = scale, causal
         return out
@@ -105,20 +107,21 @@ class FusedAttention(Function):
         dev = p._storage.device
         L, S = p._shape[-2], p._shape[-1]
         dq = dk = dv = None
+        lo, up, cl = (_rt_mm.TRI_A_LOWER, _rt_mm.TRI_A_UPPER, _rt_mm.TRI_C_LOWER) if ctx.causal else (0, 0, 0)
         joint = _joint(q, k, v) if all(need[:3]) and p._shape[:-2] == q._shape[:-2] else None
         if need[2]:
             o = joint[2] if joint else _like(v, v._shape) if p._shape[:-2] == v._shape[:-2] else None
-            dv = sum_to(_gemm_raw(_t(p), g, out=o), v._shape)
+            dv = sum_to(_gemm_raw(_t(p), g, out=o, tri=up), v._shape)
         if need[0] or need[1]:
-            dp = _gemm_raw(g, _t(v))
+            dp = _gemm_raw(g, _t(v), tri=cl)
             _rt.softmax_rows_backward(dev, dp._storage.buf, dp._offset, p._storage.buf, p._offset, p.numel() // S,
                                       S, L, int(ctx.causal), p.dtype.ctype, _acc(p.dtype))
             if need[0]:
                 o = joint[0] if joint else _like(q, q._shape) if dp._shape[:-2] == q._shape[:-2] else None
-                dq = sum_to(_gemm_raw(dp, k, alpha=ctx.scale, out=o), q._shape)
+                dq = sum_to(_gemm_raw(dp, k, alpha=ctx.scale, out=o, tri=lo), q._shape)
             if need[1]:
                 o = joint[1] if joint else _like(k, k._shape) if dp._shape[:-2] == k._shape[:-2] else None
-                dk = sum_to(_gemm_raw(_t(dp), q, alpha=ctx.scale, out=o), k._shape)
+                dk = sum_to(_gemm_raw(_t(dp), q, alpha=ctx.scale, out=o, tri=up), k._shape)
         return dq, dk, dv, None, None
 
 

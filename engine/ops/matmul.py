@@ -44,12 +44,14 @@ def _desc(t, sb0, sb1, s_r, s_c, extra_off=0):
     return (t._storage, t._offset + extra_off, (sb0, sb1, s_r, s_c))
 
 
-def _gemm_raw(a, b, d=None, alpha=1, beta=0, out=None):
+def _gemm_raw(a, b, d=None, alpha=1, beta=0, out=None, tri=0):
     """(*ba, M, K) @ (*bb, K, N) [* alpha + beta * d] -> a new contiguous (*batch, M, N) tensor.
 
     a, b: raw tensors of >= 2 dims with equal dtype and matching K; d broadcasts to the output.
     out: an uninitialised (*batch, M, N) tensor to write instead (any strides: the OpenCL kernels
-    take them, and so does the host-BLAS path)."""
+    take them, and so does the host-BLAS path).
+    tri: runtime.matmul's TRI_* hint for causal attention's products (dropped when the batch folds into M,
+    where a row index is no longer the query's)."""
     dev = device_of([a, b] if d is None else [a, b, d])
     dt = a.dtype
     M, K = a._shape[-2:]
@@ -84,7 +86,7 @@ def _gemm_raw(a, b, d=None, alpha=1, beta=0, out=None):
         rs = [ss[i] if M == 1 else rows[i] for i in range(len(ops))]
         if all(ss[i] == M * rs[i] for i in range(len(ops)) if i != 1):
             dims = []
-            M = M * n
+            M, tri = M * n, 0
             rows = [rs[0], rows[1]] + rs[2:]
     while len(dims) < 2:
         dims.insert(0, (1, [0] * len(ops)))
@@ -94,7 +96,7 @@ def _gemm_raw(a, b, d=None, alpha=1, beta=0, out=None):
         offs = [sum(i * ss[k] for i, (_, ss) in zip(idx, lead)) for k in range(len(ops))]
         descs = [_desc(o, s0[k], s1[k], rows[k], cols[k], offs[k]) for k, o in enumerate(ops)]
         _rt.gemm(dev, dt, M, N, K, (n0, n1), descs[2], descs[0], descs[1], descs[3] if d is not None else None,
-                 alpha, beta)
+                 alpha, beta, tri)
     return out
 
 

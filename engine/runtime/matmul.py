@@ -126,6 +126,16 @@ CONFIGS = {
 }
 
 
+# Causal attention's products (ops/attention.py) pass which triangle matters; the tiled kernel then skips
+# the K slices of A's zero triangle or the C tiles nobody reads.  Other paths (GEMV, PoCL's naive kernel,
+# host BLAS, split-K) compute the whole product, which is equally right: the masked entries are zeros.
+TRI_NONE = 0
+TRI_A_LOWER = 1   # A[m, k] == 0 for k > m (P @ V, dS @ K): K runs to the tile's last row
+TRI_A_UPPER = 2   # A[m, k] == 0 for k < m (P^T @ dO, dS^T @ Q): K starts at the tile's first row
+TRI_C_LOWER = 3   # only C[m, n] with n <= m is read (Q @ K^T, dO @ V^T): tiles wholly above are skipped
+USE_TRI = os.environ.get("CLGRAD_GEMM_TRI", "1").strip() != "0"   # 0: full products (benchmarks' before/after)
+
+
 def _env_config():
     s = os.environ.get("CLGRAD_MATMUL_TILE")
     if not s:
@@ -332,7 +342,7 @@ def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t):
     regs = f"    {ops[0]['vty']} ra[{ops[0]['cnt'] // ops[0]['g']}];\n    {ops[1]['vty']} rb[{ops[1]['cnt'] // ops[1]['g']}];"
     if dbuf and pf & PF_UNROLL2:
         main = f"""{regs}
-{loads("0")}
+{loads("kb")}
 {stores("")}
     barrier(CLK_LOCAL_MEM_FENCE);
     __local const VT* As4c0 = As4;
@@ -343,8 +353,8 @@ def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t):
     __local CT* Bsn0 = Bs;
     __local CT* Asn1 = As + TK * LDA;
     __local CT* Bsn1 = Bs + TK * LDB;
-    for (int kt = 0; kt < K; kt += 2 * TK) {{
-        int more = kt + TK < K;
+    for (int kt = kb; kt < ke; kt += 2 * TK) {{
+        int more = kt + TK < ke;
         if (more) {{
 {loads("kt + TK")}
         }}
@@ -354,7 +364,7 @@ def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t):
         }}
         barrier(CLK_LOCAL_MEM_FENCE);
         if (!more) break;
-        more = kt + 2 * TK < K;
+        more = kt + 2 * TK < ke;
         if (more) {{
 {loads("kt + 2 * TK")}
         }}
@@ -368,14 +378,14 @@ def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t):
         # stage st is read by this slice's FMAs while the next slice goes into stage st ^ 1: the barrier at
         # the end of a slice orders both the stores (for the next slice) and the reads (of this one)
         main = f"""{regs}
-{loads("0")}
+{loads("kb")}
 {stores("")}
     barrier(CLK_LOCAL_MEM_FENCE);
     int st = 0;
-    for (int kt = 0; kt < K; kt += TK) {{
+    for (int kt = kb; kt < ke; kt += TK) {{
         __local const VT* As4c = As4 + st * (TK * LDA / V);
         __local const VT* Bs4c = Bs4 + st * (TK * LDB / V);
-        const int more = kt + TK < K;
+        const int more = kt + TK < ke;
         if (more) {{
 {loads("kt + TK")}
         }}
@@ -390,11 +400,11 @@ def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t):
     }}"""
     elif prefetch:
         main = f"""{regs}
-{loads("0")}
-    for (int kt = 0; kt < K; kt += TK) {{
+{loads("kb")}
+    for (int kt = kb; kt < ke; kt += TK) {{
 {stores("")}
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (kt + TK < K) {{
+        if (kt + TK < ke) {{
 {loads("kt + TK")}
         }}
 {compute("")}
@@ -402,7 +412,7 @@ def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t):
     }}"""
     else:
         main = f"""{regs}
-    for (int kt = 0; kt < K; kt += TK) {{
+    for (int kt = kb; kt < ke; kt += TK) {{
 {loads("kt")}
 {stores("")}
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -476,7 +486,7 @@ void gemm(const int M, const int N, const int K, const int nb1, const int m0, co
           __global const T* restrict B, const IDX b_off, const IDX b_sb0, const IDX b_sb1, const IDX b_sk, const IDX b_sn,
           __global T* restrict C, const IDX c_off, const IDX c_sb0, const IDX c_sb1, const IDX c_sm, const IDX c_sn,
           __global const T* restrict D, const IDX d_off, const IDX d_sb0, const IDX d_sb1, const IDX d_sm, const IDX d_sn,
-          const ACC alpha, const ACC beta)
+          const ACC alpha, const ACC beta, const int tri)
 {{
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int tid = ty * RN + tx;
@@ -489,6 +499,10 @@ void gemm(const int M, const int N, const int K, const int nb1, const int m0, co
     A += a_off + (IDX)zb0 * a_sb0 + (IDX)zb1 * a_sb1;
     B += b_off + (IDX)zb0 * b_sb0 + (IDX)zb1 * b_sb1;
     C += c_off + (IDX)zb0 * c_sb0 + (IDX)zb1 * c_sb1;
+    // causal-attention products (TRI_*): only the slices of K, or the C tiles, that the mask lets through
+    if (tri == {TRI_C_LOWER} && nt0 > mt0 + TM - 1) return;
+    const int kb = tri == {TRI_A_UPPER} ? (mt0 / TK) * TK : 0;
+    const int ke = tri == {TRI_A_LOWER} ? min(K, mt0 + TM) : K;
 {fast_decl}    __local VT As4[{nstage} * TK * LDA / V];
     __local VT Bs4[{nstage} * TK * LDB / V];
     __local CT* As = (__local CT*)As4;
@@ -516,11 +530,12 @@ def _layout(rows, cols, s_r, s_c):
     return "g", s_r, s_c
 
 
-def gemm(device, dtype, M, N, K, nb, c, a, b, d=None, alpha=1, beta=0):
+def gemm(device, dtype, M, N, K, nb, c, a, b, d=None, alpha=1, beta=0, tri=TRI_NONE):
     """C = alpha * A @ B + beta * D over a batch of nb = (nb0, nb1) matrices.
 
     c, a, b, d: (storage, offset, (s_batch0, s_batch1, s_row, s_col)) in elements; A is M x K,
     B is K x N, C and D are M x N (D may be None; D and the batch strides may be 0 = broadcast).
+    tri: a TRI_* hint of which triangle of a square-ish attention product matters (see above).
     """
     nb0, nb1 = nb
     if M == 0 or N == 0 or nb0 == 0 or nb1 == 0:
@@ -530,13 +545,15 @@ def gemm(device, dtype, M, N, K, nb, c, a, b, d=None, alpha=1, beta=0):
                            f"batch={nb0 * nb1})")
     if d is not None and beta == 0:
         d = None
+    if not USE_TRI:
+        tri = TRI_NONE
     if use_numpy(device, M * N * max(K, 1) * nb0 * nb1):
         host_call(device, _gemm_numpy, (device, dtype, M, N, K, nb, c, a, b, d, alpha, beta), "gemm_blas")
     else:
-        _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta)
+        _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, tri=tri)
 
 
-def _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, cfg=None):
+def _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, cfg=None, tri=TRI_NONE):
     nb0, nb1 = nb
     nz = nb0 * nb1
     ct, cmp, acc, anp = _types(dtype)
@@ -555,7 +572,7 @@ def _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, cfg=None):
         la, a_st[2], a_st[3] = _layout(M, K, a_st[2], a_st[3])
         lb, b_st[2], b_st[3] = _layout(K, N, b_st[2], b_st[3])   # 'r': n unit-stride, 'c': k unit-stride
     if cfg is None:
-        cfg, S = _pick(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, la, lb)
+        cfg, S = _pick(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, la, lb, tri)
         if S > 1:   # few output tiles, long K (weight gradients): see gemm_split.py
             return _split.gemm_split_k(device, dtype, M, N, K, S, c, a, b, d, alpha, beta,
                                        functools.partial(_gemm_cl, cfg=cfg), acc, anp)
@@ -578,15 +595,16 @@ def _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, cfg=None):
                     a[0].buf, it(a[1]), it(a_st[0]), it(a_st[1]), it(a_st[2]), it(a_st[3]),
                     b[0].buf, it(b[1]), it(b_st[0]), it(b_st[1]), it(b_st[2]), it(b_st[3]),
                     c[0].buf, it(c[1]), it(c_st[0]), it(c_st[1]), it(c_st[2]), it(c_st[3]),
-                    dbuf, *d_args, al, be]
+                    dbuf, *d_args, al, be, np.int32(tri)]
             launch(device, knl, (ngn * rn, gm * rm, gz), (rn, rm, 1), args, "gemm")
 
 
-def _pick(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, la, lb):
+def _pick(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, la, lb, tri=TRI_NONE):
     """(tile config, split-K chunks) for this product: the CLGRAD_MATMUL_TILE override, else the
     tuner's measured choice on known GPUs (gemm_tune.py), else the fixed heuristic."""
     nz = nb[0] * nb[1]
-    splittable = nz == 1 and dtype.is_floating_point and (not device.is_cpu or os.environ.get("CLGRAD_SPLITK"))
+    splittable = nz == 1 and not tri and dtype.is_floating_point and \
+        (not device.is_cpu or os.environ.get("CLGRAD_SPLITK"))
     lbytes = 8 if dtype.itemsize == 8 else 4
     env = _env_config()
     # tuning runs the product several times: not when C is also an input (C += A @ B)
@@ -609,8 +627,8 @@ def _pick(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, la, lb):
                     _split.gemm_split_k(device, dtype, M, N, K, S, c, a, b, d, alpha, beta,
                                         functools.partial(_gemm_cl, cfg=cfg), acc, anp)
                 else:
-                    _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, cfg=cfg)
-            key = _tune.class_key(dtype, la, lb, M, N, K, nz)
+                    _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, cfg=cfg, tri=tri)
+            key = _tune.class_key(dtype, la, lb, M, N, K, nz) + (f"|t{tri}" if tri else "")
             return _tune.choose(device, key, cands, run)
     cfg = choose_config(device, dtype, M, N, K, nz)
     return cfg, (_split_count(device, M, N, K, cfg) if splittable else 1)

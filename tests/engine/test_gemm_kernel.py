@@ -133,3 +133,63 @@ def test_v2_tiles_keep_plain_prefetch():
     dev = default_device()
     assert not rt._fits(dev, (32, 32, 16, 4, 4, 2, 15), 4)
     assert rt._fits(dev, (32, 32, 16, 4, 4, 2, 1), 4)
+
+
+# ---- causal attention's triangle hints (TRI_*) ------------------------------------------------------
+TRI_CFGS = [CFGS[4], (32, 32, 8, 4, 4, 4, 41), (32, 32, 16, 4, 4, 4, 1), (64, 32, 16, 8, 4, 4, 31)]
+
+
+@pytest.mark.parametrize("cfg", TRI_CFGS, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("M,N,K", [(96, 40, 96), (70, 33, 70), (40, 24, 100), (100, 24, 40)])
+def test_triangle_hints_skip_the_masked_part(gpu_path, monkeypatch, cfg, M, N, K):
+    """A_LOWER / A_UPPER: A's entries beyond the tile rows' K range are never read (NaN there changes
+    nothing), the ones inside it are the zeros of the mask; C_LOWER: the C tiles above the diagonal keep
+    what they held, the rest equal torch's product."""
+    from engine.ops.matmul import _gemm_raw
+    monkeypatch.setenv("CLGRAD_MATMUL_TILE", ",".join(map(str, cfg)))
+    tm = cfg[0]
+    rng = np.random.default_rng(13)
+    m, k = np.arange(M)[:, None], np.arange(K)[None, :]
+    b = rng.standard_normal((2, K, N)).astype(np.float32)
+    for tri, zero, unread in ((rt.TRI_A_LOWER, k > m, k >= (m // tm + 1) * tm),
+                              (rt.TRI_A_UPPER, k < m, k < (m // tm) * tm)):
+        a = rng.standard_normal((2, M, K)).astype(np.float32)
+        a[:, zero] = 0
+        ref = torch.tensor(a) @ torch.tensor(b)
+        a[:, unread] = np.nan
+        out = _gemm_raw(engine.tensor(a), engine.tensor(b), tri=tri)
+        _check(out, ref, K)
+    a = rng.standard_normal((2, M, K)).astype(np.float32)
+    bt = rng.standard_normal((2, K, M)).astype(np.float32)   # square C: M x M
+    out = engine.full((2, M, M), 7.0)
+    _gemm_raw(engine.tensor(a), engine.tensor(bt), out=out, tri=rt.TRI_C_LOWER)
+    ref = (torch.tensor(a) @ torch.tensor(bt)).numpy()
+    got = out.numpy()
+    i, j = np.arange(M)[:, None], np.arange(M)[None, :]
+    lower = j <= i
+    np.testing.assert_allclose(got[:, lower], ref[:, lower], rtol=1e-4, atol=1e-4)
+    skipped = (j // cfg[1]) * cfg[1] > (i // tm) * tm + tm - 1   # tiles wholly above the diagonal
+    assert skipped.any() == (M > tm)
+    assert (got[:, skipped] == 7.0).all()
+
+
+@pytest.mark.parametrize("cfg", TRI_CFGS[:2], ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("L,S", [(70, 70), (40, 100), (100, 40), (1, 33)])
+def test_causal_attention_with_tiled_gemms(gpu_path, monkeypatch, cfg, L, S):
+    """The fused SDPA's six causal products through the tiled kernel (the GPUs' path) with tiles smaller
+    than the score matrix, so the hints do skip: forward and gradients equal torch's."""
+    import torch.nn.functional as TF
+    import engine.nn.functional as F
+    monkeypatch.setenv("CLGRAD_MATMUL_TILE", ",".join(map(str, cfg)))
+    rng = np.random.default_rng(14)
+    arrs = [rng.standard_normal(s).astype(np.float32) for s in ((2, 3, L, 16), (2, 3, S, 16), (2, 3, S, 8))]
+    e = [engine.tensor(x, requires_grad=True) for x in arrs]
+    t = [torch.tensor(x, requires_grad=True) for x in arrs]
+    out = F.scaled_dot_product_attention(*e, is_causal=True)
+    ref = TF.scaled_dot_product_attention(*t, is_causal=True)
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-4, atol=1e-5)
+    w = rng.standard_normal(ref.shape).astype(np.float32)
+    (out * engine.tensor(w)).sum().backward()
+    (ref * torch.tensor(w)).sum().backward()
+    for x, y in zip(e, t):
+        np.testing.assert_allclose(x.grad.numpy(), y.grad.numpy(), rtol=1e-4, atol=2e-5)
