@@ -10,12 +10,20 @@ recording), so they get its contiguous/strided/vec4 paths and the program cache.
 
 Saves per fused producer: one launch, and 2 x (its bytes) of memory traffic (the write, and the
 consumers' reads) -- e.g. GELU's backward (6 kernels of one read + one write each) becomes one.
+
+Then GEMM epilogues: a tiled GEMM whose dense result is read element for element by an elementwise
+op (a residual add, GELU, GELU's backward) computes that op in its epilogue (runtime/gemm_epilogue.py),
+storing C as well only when something else still reads it.
 """
 import re
 
+import numpy as np
+
 from . import launch as _launch
-from .record import SlotRef, _tree_slots
+from .record import SlotRef, Step, _tree_slots
 from . import elementwise as _ew
+from . import gemm_epilogue as _epi
+from . import matmul as _mm
 
 MAX_OPERANDS = 12
 _VAR = re.compile(r"\bv(\d+)\b")
@@ -96,9 +104,11 @@ def _ops(steps):
             reads, writes = set(), _refs_of(st)
         elif st.kind == "copy":
             reads, writes = {_key_sub(st, 0)}, {_key_sub(st, 1)}
+        elif st.gemm is not None:   # a GEMM writes only C
+            reads, writes = _refs_of(st), {_key_sub(st, st.gemm["c_pos"])}
         else:
             reads = writes = _refs_of(st)
-        ops.append(_Op([st], None, reads, writes, [st.name]))
+        ops.append(_Op([st], None, reads, writes, list(st.fused or [st.name])))
         i += 1
     return ops
 
@@ -149,6 +159,7 @@ def fuse(rec, steps, protected):
                     readers.setdefault(_key(o[0]), []).append(u)
         p.dead = True
         removed += 1
+    removed += _fuse_epilogues(rec, ops, protected)
     out = []
     for op in ops:
         if not op.dead:
@@ -212,6 +223,124 @@ def _inline(rec, c, p, s):
     c.names = names
     c.reads = {_key(o[0]) for o in ops if o[0] != "s"}
     c.steps = _generate(rec, c.steps[0].device, c.ew, names)
+
+
+def _fuse_epilogues(rec, ops, protected):
+    """Move each GEMM's first elementwise reader into the GEMM (see the module's doc); returns how many."""
+    readers, writers = {}, {}
+    for k, op in enumerate(ops):
+        if not op.dead:
+            for r in op.reads:
+                readers.setdefault(r, []).append(k)
+            for w in op.writes:
+                writers.setdefault(w, []).append(k)
+    n = 0
+    for k, g in enumerate(ops):
+        st = g.steps[0]
+        if g.dead or len(g.steps) != 1 or st.kind != "k" or st.gemm is None:
+            continue
+        s = dict(st.subs).get(st.gemm["c_pos"])
+        if s is None or rec.slot_kind[s] != "tmp" or writers.get(s) != [k]:
+            continue
+        users = sorted(u for u in readers.get(s, []) if u != k and not ops[u].dead)
+        if not users or ops[users[0]].ew is None:
+            continue
+        u, c = users[0], ops[users[0]]
+        if _key(c.ew[2][0]) in g.reads:   # it writes an operand of the GEMM (x += x @ W): other tiles still read it
+            continue
+        keep_c = s in protected or len(users) > 1
+        built = _epilogue(rec, st, s, c.ew, keep_c)
+        if built is None:
+            continue
+        # the fused kernel runs where the consumer ran (the GEMM's operands must still hold their values
+        # there) or where the GEMM ran (the consumer's must already, and its output be free till then)
+        ins = (g.reads | c.reads) - {s}
+        mid = [ops[m] for m in range(k + 1, u) if not ops[m].dead]
+        cout = _key(c.ew[2][0])
+        if not any(o.writes & ins for o in mid):
+            at, gone = c, g
+        elif not any(o.writes & (c.reads - {s}) or cout in (o.reads | o.writes) for o in mid):
+            at, gone = g, c
+        else:
+            continue
+        names = ["matmul"] + c.names
+        built.fused = names
+        built.name = "gemm+" + "+".join(names[1:]) if len(names) <= 4 else f"gemm+{len(names) - 1} ops"
+        at.steps, at.names, at.ew, at.reads = [built], names, None, ins
+        at.writes = c.writes | ({s} if keep_c else set())
+        pos = u if at is c else k
+        for r in ins:
+            readers.setdefault(r, []).append(pos)
+        writers[cout] = [pos if w == u else w for w in writers.get(cout, [u])]
+        if keep_c:
+            writers[s] = [pos]
+        gone.dead = True
+        n += 1
+    return n
+
+
+def _epilogue(rec, st, s, ew, keep_c):
+    """The GEMM step `st` (result in slot s) with elementwise op `ew` as its epilogue, or None when
+    the shapes or layouts don't allow it."""
+    info = st.gemm
+    _, expr, out, operands, pre = ew
+    M, N, (nb0, nb1), cp = info["M"], info["N"], info["nb"], info["c_pos"]
+    c_off, c_sb0, c_sb1, c_sm, c_sn = (int(x) for x in st.tpl[cp + 1:cp + 6])
+    # C dense in (batch, M, N) order, so element (z, m, n) is flat index (z * M + m) * N + n
+    if "gid" in expr or c_off or c_sn != 1 or c_sm != N or (nb1 > 1 and c_sb1 != M * N) or \
+            (nb0 > 1 and c_sb0 != nb1 * M * N):
+        return None
+    shape = out[1]
+    if int(np.prod(shape, dtype=np.int64)) != nb0 * nb1 * M * N or not _ew.cstrides(shape) == out[2]:
+        return None
+    arrays = [o for o in operands if o[0] != "s" and o[0] != s]
+    for o in operands:
+        if o[0] == s and (not _dense(o[1], o[2], o[3]) or o[4].ctype != info["ct"]):
+            return None
+    shp, sts = _ew.collapse(shape, [out[2]] + [o[2] for o in arrays])
+    cstr = _ew.contiguous_strides(shp)
+    it = np.int64 if info["idx_t"] == "long" else np.int32
+    specs, args, ai = [("c", out[4].ctype)], [_arg(out[0]), it(out[3])], 1
+    for o in operands:
+        if o[0] == "s":
+            specs.append(("s", o[2]))
+            args.append(_launch.INT_T[o[2]](o[1]))
+        elif o[0] == s:
+            specs.append(("C", o[4].ctype, o[5]))
+        else:
+            mode = "c" if sts[ai] == cstr else "v"
+            specs.append((mode, o[4].ctype, o[5]))
+            args += [_arg(o[0]), it(o[3])] + ([it(x) for x in sts[ai]] if mode == "v" else [])
+            ai += 1
+    epi = _epi.Epilogue(expr, specs, len(shp), keep_c, pre)
+    if epi.strided:
+        args += [it(x) for x in shp]
+    g = info
+    key = ("gemm", g["ct"], g["cfg"], g["la"], g["lb"], g["has_bias"], g["idx_t"], "epi", epi.key())
+    knl = st.device.programs.kernel(key, lambda: (_mm.gen_source(g["ct"], g["cmp"], g["acc"], g["cfg"], g["la"], g["lb"],
+                                                             g["has_bias"], g["idx_t"], epi), "gemm"))
+    tpl, subs = list(st.tpl), list(st.subs)
+    if not keep_c:   # C (and D's placeholder, which is C when there is no bias) point at the output instead
+        o = _arg(out[0])
+        for i, (p, slot) in enumerate(subs):
+            if slot == s:
+                if isinstance(o, SlotRef):
+                    subs[i] = (p, o.slot)
+                else:
+                    subs[i] = None
+                    tpl[p] = o
+        subs = [x for x in subs if x is not None]
+    for a in args:
+        if isinstance(a, SlotRef):
+            subs.append((len(tpl), a.slot))
+            tpl.append(None)
+        else:
+            tpl.append(a)
+    return Step("k", st.device, knl, tpl, subs, "gemm", st.extra)
+
+
+def _arg(ref):
+    return SlotRef(ref) if isinstance(ref, int) else ref
 
 
 def _generate(rec, device, info, names):

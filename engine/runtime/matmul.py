@@ -67,7 +67,9 @@ import numpy as np
 
 import pyopencl as cl
 
+from . import gemm_epilogue as _epi
 from . import gemm_split as _split
+from . import launch as _launch
 from . import gemm_tune as _tune
 from .gemm_host import _gemm_numpy
 from .launch import host_call, launch
@@ -219,7 +221,9 @@ def _vec_width(tf, ts, nt, cnt):
     return 1
 
 
-def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t):
+def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t, epi=None):
+    """The tiled kernel; `epi` (gemm_epilogue.Epilogue, engine.compile only) applies an elementwise
+    consumer to each result instead of (or besides) storing C."""
     tm, tn, tk, wm, wn, v, pf = cfg
     rm, rn = tm // wm, tn // wn
     nt = rm * rn
@@ -437,16 +441,20 @@ def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t):
     bias = "    D += d_off + (IDX)zb0 * d_sb0 + (IDX)zb1 * d_sb1;\n" if has_bias else ""
     store = "(T)(alpha * acc[i][j] + beta * (ACC)D[(IDX)gm * d_sm + (IDX)gn * d_sn])" if has_bias \
         else "(T)(alpha * acc[i][j])"
+    put = f"C[(IDX)gm * c_sm + (IDX)gn * c_sn] = {store};"
+    if epi is not None:
+        keep = "C[(IDX)gm * c_sm + (IDX)gn * c_sn] = c_; " if epi.keep_c else ""
+        put = f"{{ const T c_ = {store}; {keep}{_epi.body(epi, 'IDX')} }}"
     epilogue = f"""    #pragma unroll
     for (int i = 0; i < WM; i++) {{
         const int gm = mt0 + ((i / V) * RM + ty) * V + (i % V);
         #pragma unroll
         for (int j = 0; j < WN; j++) {{
             const int gn = nt0 + ((j / V) * RN + tx) * V + (j % V);
-            if (gm < M && gn < N) C[(IDX)gm * c_sm + (IDX)gn * c_sn] = {store};
+            if (gm < M && gn < N) {put}
         }}
     }}"""
-    if (pf & PF_VSTORE) and v > 1 and ct == acc:
+    if (pf & PF_VSTORE) and v > 1 and ct == acc and epi is None:
         dv = " + beta * (ACC)D[(IDX)gm * d_sm + (IDX)(gn + {c}) * d_sn]" if has_bias else ""
         vals = ", ".join(f"(T)(alpha * acc[i][jv * V + {c}]{dv.format(c=c)})" for c in range(v))
         epilogue = f"""    if (fast && c_sn == 1 && ((((size_t)C / sizeof(T)) | (size_t)c_sm) & {v - 1}) == 0) {{
@@ -462,6 +470,8 @@ def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t):
     }} else {{
 {epilogue}
     }}"""
+    if epi is not None and epi.pre:
+        lines.append(epi.pre)
     lines.append(f"""
 #define TM {tm}
 #define TN {tn}
@@ -486,7 +496,7 @@ void gemm(const int M, const int N, const int K, const int nb1, const int m0, co
           __global const T* restrict B, const IDX b_off, const IDX b_sb0, const IDX b_sb1, const IDX b_sk, const IDX b_sn,
           __global T* restrict C, const IDX c_off, const IDX c_sb0, const IDX c_sb1, const IDX c_sm, const IDX c_sn,
           __global const T* restrict D, const IDX d_off, const IDX d_sb0, const IDX d_sb1, const IDX d_sm, const IDX d_sn,
-          const ACC alpha, const ACC beta, const int tri)
+          const ACC alpha, const ACC beta, const int tri{_epi.params(epi, idx_t) if epi is not None else ""})
 {{
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int tid = ty * RN + tx;
@@ -587,6 +597,10 @@ def _gemm_cl(device, dtype, M, N, K, nb, c, a, b, d, alpha, beta, cfg=None, tri=
         dbuf, d_args = c[0].buf, [it(0)] * 5
     ngn = -(-N // tn)
     ngm = -(-M // tm)
+    rec = _launch._REC[0]
+    if rec is not None and ngm <= _MAX_GROUPS_YZ and nz <= _MAX_GROUPS_YZ:   # one launch: fusable
+        rec.note_gemm(dict(ct=ct, cmp=cmp, acc=acc, cfg=cfg, la=la, lb=lb, has_bias=has_bias, idx_t=idx_t,
+                           M=M, N=N, nb=(nb0, nb1), c_pos=18))
     for m_g0 in range(0, ngm, _MAX_GROUPS_YZ):
         gm = min(_MAX_GROUPS_YZ, ngm - m_g0)
         for z0 in range(0, nz, _MAX_GROUPS_YZ):

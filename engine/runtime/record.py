@@ -48,13 +48,14 @@ class BufRef:
 class Step:
     """kind: 'k' kernel launch, 'host' host call, 'up' upload, 'fill', 'copy', 'check'.
     `tpl` is the argument list with None where `subs` [(position, slot)] put a slot's buffer;
-    `ew` the elementwise description when the launch came from runtime/elementwise.py."""
-    __slots__ = ("kind", "device", "fn", "tpl", "subs", "name", "extra", "ew", "rng", "fused")
+    `ew` the elementwise description when the launch came from runtime/elementwise.py, `gemm` the
+    tiled GEMM's generator parameters when it came from runtime/matmul.py (epilogue fusion)."""
+    __slots__ = ("kind", "device", "fn", "tpl", "subs", "name", "extra", "ew", "rng", "fused", "gemm")
 
-    def __init__(self, kind, device, fn, tpl, subs, name, extra=None, ew=None, rng=None):
+    def __init__(self, kind, device, fn, tpl, subs, name, extra=None, ew=None, rng=None, gemm=None):
         self.kind, self.device, self.fn, self.tpl, self.subs = kind, device, fn, tpl, subs
-        self.name, self.extra, self.ew, self.rng = name, extra, ew, rng
-        self.fused = None  # names of the elementwise ops a fused step replaced
+        self.name, self.extra, self.ew, self.rng, self.gemm = name, extra, ew, rng, gemm
+        self.fused = None  # names of the ops a fused step replaced
 
     def slots(self):
         return [s for _, s in self.subs]
@@ -86,6 +87,7 @@ class Recorder:
         self.capture_only = False
         self._ew = None
         self._rng = None
+        self._gemm = None
         self._pools = []
         self._prev = None
 
@@ -169,6 +171,10 @@ class Recorder:
         """The next launch draws random numbers: on replay `reserve()` gives fresh (seed, offset)."""
         self._rng = reserve
 
+    def note_gemm(self, info):
+        """The next launch is a whole tiled GEMM with these generator parameters (runtime/matmul.py)."""
+        self._gemm = info
+
     def launch(self, device, kernel, gsize, lsize, args, name, offset, nbytes):
         tpl = list(args)
         subs = []
@@ -176,8 +182,8 @@ class Recorder:
             self._ref(a, tpl, subs, i)
         self.steps.append(Step("k", device, kernel, tpl, subs, name or kernel.function_name,
                                (tuple(gsize), None if lsize is None else tuple(lsize), offset, nbytes),
-                               self._ew, self._rng))
-        self._rng = None
+                               self._ew, self._rng, self._gemm))
+        self._rng = self._gemm = None
         if self.capture_only:
             return None
         return self._suspended(_launch.launch, device, kernel, gsize, lsize, args, name, offset, nbytes)
