@@ -110,6 +110,20 @@ def main():
         loss.backward()
         opt.step()
     print(prof.table(sort_by="time", row_limit=25))
+    # and one engine.compile'd step (fused kernels under their own names)
+    fwd = engine.compile(model)
+    for _ in range(3):
+        _, loss = fwd(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    dev.synchronize()
+    with engine.profiler.profile() as prof:
+        _, loss = fwd(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    print(prof.table(sort_by="time", row_limit=25))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Then GEMM epilogues: a tiled GEMM whose dense result is read element for element
 op (a residual add, GELU, GELU's backward) computes that op in its epilogue (runtime/gemm_epilogue.py),
 storing C as well only when something else still reads it.
 """
+import os
 import re
 
 import numpy as np
@@ -26,6 +27,7 @@ from . import gemm_epilogue as _epi
 from . import matmul as _mm
 
 MAX_OPERANDS = 12
+EPILOGUES = os.environ.get("CLGRAD_GEMM_EPILOGUE", "1").strip() != "0"
 _VAR = re.compile(r"\bv(\d+)\b")
 
 
@@ -159,7 +161,8 @@ def fuse(rec, steps, protected):
                     readers.setdefault(_key(o[0]), []).append(u)
         p.dead = True
         removed += 1
-    removed += _fuse_epilogues(rec, ops, protected)
+    if EPILOGUES:
+        removed += _fuse_epilogues(rec, ops, protected)
     out = []
     for op in ops:
         if not op.dead:

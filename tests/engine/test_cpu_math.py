@@ -45,6 +45,8 @@ CASES = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_float_accuracy_over_the_whole_range(name):
     ours_fn, ref_fn, max_ulp = CASES[name]
+    if name == "sqrt" and not cpu_math.wanted(default_device()):
+        max_ulp = 3.0   # OpenCL 1.2's bound for single-precision sqrt: NVIDIA's is not correctly rounded
     x = _inputs()
     got = ours_fn(engine.tensor(x)).numpy()
     exact = ref_fn(torch.tensor(x, dtype=torch.float64)).numpy()
