@@ -11,7 +11,11 @@ dense in that order.
 Operand modes: 'C' the GEMM result, 'c' dense (read at f), 'v' strided over the collapsed shape
 (dims `d*`), 's' a scalar kernel argument.
 """
+import re
+
 from . import elementwise as _ew
+
+_VAR = re.compile(r"\bv(\d+)\b")
 
 
 class Epilogue:
@@ -66,4 +70,38 @@ def body(epi, idx_t):
             pos = " + ".join(f"i{d} * e_s{i}_{d}" for d in range(epi.ndim))
             lines.append(f"const {sp[2]} v{i} = ({sp[2]})e_in{i}[e_off{i} + {pos}];")
     lines.append(f"e_out[e_off + f_] = ({out_ct})({expr});")
+    return " ".join(lines)
+
+
+def vector_ok(epi, v):
+    """The run-time condition for the vector epilogue: N, the output and every dense operand aligned to
+    v elements (C's own alignment is the kernel's)."""
+    conds = [f"((((size_t)e_out / sizeof({epi.specs[0][1]})) + (size_t)e_off) | (size_t)N) & {v - 1}"]
+    for i, sp in enumerate(epi.specs[1:], 1):
+        if sp[0] == "c":
+            conds.append(f"(((size_t)e_in{i} / sizeof({sp[1]})) + (size_t)e_off{i}) & {v - 1}")
+    return "(" + " | ".join(f"({c})" for c in conds) + ") == 0"
+
+
+def vector_body(epi, v, idx_t):
+    """Statements for v adjacent results (gn .. gn + v - 1, all valid; c4 holds them in the storage type):
+    vector loads of the dense operands, the expression per component, one vector store."""
+    out_ct = epi.specs[0][1]
+    expr = _ew.single_precision(epi.expr, out_ct, epi.specs)
+    lines = [f"const {idx_t} f_ = ((({idx_t})z * M + gm) * N + gn);"]
+    for i, sp in enumerate(epi.specs[1:], 1):
+        if sp[0] == "c":
+            lines.append(f"const {sp[1]}{v} x{i} = *(__global const {sp[1]}{v}*)(e_in{i} + e_off{i} + f_);")
+    comps = []
+    for c in range(v):
+        def sub(m, c=c):
+            i = int(m.group(1))
+            sp = epi.specs[i]
+            if sp[0] == "C":
+                return f"(({sp[2]})c4.s{c})"
+            if sp[0] == "c":
+                return f"(({sp[2]})x{i}.s{c})"
+            return m.group(0)
+        comps.append(f"({out_ct})({_VAR.sub(sub, expr)})")
+    lines.append(f"*(__global {out_ct}{v}*)(e_out + e_off + f_) = ({out_ct}{v})({', '.join(comps)});")
     return " ".join(lines)

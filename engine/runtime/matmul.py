@@ -454,17 +454,23 @@ def gen_source(ct, cmp, acc, cfg, la, lb, has_bias, idx_t, epi=None):
             if (gm < M && gn < N) {put}
         }}
     }}"""
-    if (pf & PF_VSTORE) and v > 1 and ct == acc and epi is None:
+    if (pf & PF_VSTORE) and v > 1 and ct == acc and (epi is None or not epi.strided):
         dv = " + beta * (ACC)D[(IDX)gm * d_sm + (IDX)(gn + {c}) * d_sn]" if has_bias else ""
         vals = ", ".join(f"(T)(alpha * acc[i][jv * V + {c}]{dv.format(c=c)})" for c in range(v))
-        epilogue = f"""    if (fast && c_sn == 1 && ((((size_t)C / sizeof(T)) | (size_t)c_sm) & {v - 1}) == 0) {{
+        put = f"*(__global {ct}{v}*)(C + (IDX)gm * c_sm + (IDX)gn) = ({ct}{v})({vals});"
+        ok = ""
+        if epi is not None:   # float4 loads and stores of the epilogue's operands too: 0.73x -> ? (H200)
+            keep = f"*(__global {ct}{v}*)(C + (IDX)gm * c_sm + (IDX)gn) = c4; " if epi.keep_c else ""
+            put = f"{{ const {ct}{v} c4 = ({ct}{v})({vals}); {keep}{_epi.vector_body(epi, v, 'IDX')} }}"
+            ok = " && " + _epi.vector_ok(epi, v)
+        epilogue = f"""    if (fast && c_sn == 1 && ((((size_t)C / sizeof(T)) | (size_t)c_sm) & {v - 1}) == 0{ok}) {{
         #pragma unroll
         for (int i = 0; i < WM; i++) {{
             const int gm = mt0 + ((i / V) * RM + ty) * V + (i % V);
             #pragma unroll
             for (int jv = 0; jv < WN / V; jv++) {{
                 const int gn = nt0 + (jv * RN + tx) * V;
-                *(__global {ct}{v}*)(C + (IDX)gm * c_sm + (IDX)gn) = ({ct}{v})({vals});
+                {put}
             }}
         }}
     }} else {{

@@ -132,3 +132,19 @@ def test_gpt_block_with_tiled_gemms():
     # per block: the attention projection's and the MLP's residual adds, GELU, GELU's backward, and the
     # input gradient adds of the residual stream
     assert len(eps) >= 4 * 2, [n["ops"] for n in _nodes(compiled)]
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+def test_vector_epilogue_and_its_unaligned_fallback(offset):
+    """Dense operands aligned to 4 floats take the float4 epilogue; one element off, the scalar one;
+    both give eager's values."""
+    from engine.runtime import gemm_epilogue as ge
+    engine.manual_seed(4)
+    a, b = _r(64, 24), _r(24, 32)
+    base = engine.randn(64 * 32 + 1)
+    r = base[offset:offset + 64 * 32].view(64, 32)
+    _check(lambda a, b: (a @ b) * r + (a @ b).tanh(), [a, b])
+    epi = ge.Epilogue("v1 * v2 + v3", [("c", "float"), ("C", "float", "float"), ("c", "float", "float"),
+                                       ("s", "float")], 1, True, "")
+    src = rt.gen_source("float", "float", "float", (32, 32, 8, 4, 4, 4, 31), "r", "r", False, "int", epi)
+    assert "*(__global float4*)(e_out + e_off + f_)" in src and "e_out[e_off + f_]" in src
