@@ -28,6 +28,10 @@ from . import matmul as _mm
 
 MAX_OPERANDS = 12
 EPILOGUES = os.environ.get("CLGRAD_GEMM_EPILOGUE", "1").strip() != "0"
+# Longer consumers stay separate kernels.  H200, GPT-step shapes (benchmarks/probe_epilogue.py): a residual
+# add or GELU in the epilogue gains 1-5%, but GELU's backward (11 fused ops: exp, erf) made its GEMM 114 us
+# slower where the separate kernel takes 72 (register pressure next to the 64 accumulators).
+MAX_EPILOGUE_OPS = 6
 _VAR = re.compile(r"\bv(\d+)\b")
 
 
@@ -249,7 +253,7 @@ def _fuse_epilogues(rec, ops, protected):
         if not users or ops[users[0]].ew is None:
             continue
         u, c = users[0], ops[users[0]]
-        if _key(c.ew[2][0]) in g.reads:   # it writes an operand of the GEMM (x += x @ W): other tiles still read it
+        if len(c.names) > MAX_EPILOGUE_OPS or _key(c.ew[2][0]) in g.reads:   # it writes an operand of the GEMM (x += x @ W): other tiles still read it
             continue
         keep_c = s in protected or len(users) > 1
         built = _epilogue(rec, st, s, c.ew, keep_c)

@@ -44,7 +44,8 @@ def test_pool_buffers_share_host_memory_on_pocl():
 
 @pytest.mark.parametrize("shared", ["1", "0"])
 def test_gemm_chain_with_and_without_host_buffers(shared):
-    env = {**os.environ, "CLGRAD_HOST_BUFFERS": shared, "PYTHONPATH": ROOT}
+    path = os.pathsep.join([ROOT] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
+    env = {**os.environ, "CLGRAD_HOST_BUFFERS": shared, "PYTHONPATH": path}
     r = subprocess.run([sys.executable, "-c", _CHAIN], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     flag = r.stdout.split()[-2]
