@@ -98,32 +98,22 @@ def main():
     x = engine.randint(0, 65, (a.batch, a.block))
     y = engine.randint(0, 65, (a.batch, a.block))
     opt = engine.optim.AdamW(model.parameters(), lr=3e-4)
-    for _ in range(2):
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    dev.synchronize()
-    with engine.profiler.profile() as prof:
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    print(prof.table(sort_by="time", row_limit=25))
-    # and one engine.compile'd step (fused kernels under their own names)
-    fwd = engine.compile(model)
-    for _ in range(3):
-        _, loss = fwd(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    dev.synchronize()
-    with engine.profiler.profile() as prof:
-        _, loss = fwd(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    print(prof.table(sort_by="time", row_limit=25))
+
+    def profiled(fwd, warm):
+        for _ in range(warm):
+            _, loss = fwd(x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        dev.synchronize()
+        with engine.profiler.profile() as prof:
+            _, loss = fwd(x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        print(prof.table(sort_by="time", row_limit=25))
+    profiled(model, 2)
+    profiled(engine.compile(model), 3)   # fused kernels under their own names
 
 
 if __name__ == "__main__":

@@ -217,54 +217,86 @@ def _run(device, op, expr, out, operands, compute_cts, preamble=""):
             return
         _launch_ew(device, op, expr, out.dtype.ctype, specs, 1, "int", preamble, args, n)
         return
+    allops = (out,) + tuple(operands)
+    big = n >= 2**31 or any(a._storage.size >= 2**31 for a in allops if hasattr(a, "_storage"))
+    # the strided path's layout work (collapse, specs, stride arguments) depends only on these: cached
+    # (is_cpu: the tail guard follows it, and tests flip it to run GPU launch plans on PoCL)
+    key = (device, device.is_cpu, op, expr, preamble, shape, big, tuple(compute_cts),
+           tuple((a._strides, a.dtype) if hasattr(a, "_storage") else None for a in allops))
+    plan = _strided_plans.get(key)
+    if plan is None:
+        if len(_strided_plans) >= 4096:   # many shapes (varying lengths): start over rather than grow
+            _strided_plans.clear()
+        plan = _strided_plans[key] = _strided_plan(device, op, expr, out, operands, compute_cts, preamble, n, big)
+    knl, parts, tail, (gsize, lsize, rest) = plan
+    it = np.int64 if big else np.int32
+    args = []
+    for k, extra in parts:
+        o = allops[k]
+        if extra is None:   # a scalar
+            args.append(INT_T[compute_cts[k - 1]](o))
+        else:
+            args.append(o._storage.buf)
+            args.append(it(o._offset))
+            args += extra
+    args += tail
+    if gsize:
+        launch(device, knl, gsize, lsize, args, op)
+    if rest:
+        launch(device, knl, (rest[1],), None, args, op, offset=(rest[0],))
+
+
+_strided_plans = {}
+
+
+def _strided_plan(device, op, expr, out, operands, compute_cts, preamble, n, big):
+    """(kernel, per-operand (index, constant stride arguments or None for a scalar), trailing constant
+    arguments, launch geometry) of a strided elementwise launch."""
     arrays = [out] + [o for o in operands if hasattr(o, "_storage")]
-    shp, sts = collapse(shape, [a._strides for a in arrays])
+    shp, sts = collapse(out._shape, [a._strides for a in arrays])
     ndim = len(shp)
     cstr = contiguous_strides(shp)
-    big = n >= 2**31 or any(a._storage.size >= 2**31 for a in arrays)
     idx_t = "long" if big else "int"
     it = np.int64 if big else np.int32
-    specs = []
-    args = []
+    specs, parts = [], []
     ai = 0
     for k, o in enumerate([out] + list(operands)):
         if k and not hasattr(o, "_storage"):
-            ct = compute_cts[k - 1]
-            specs.append(("s", ct))
-            args.append(INT_T[ct](o))
+            specs.append(("s", compute_cts[k - 1]))
+            parts.append((k, None))
             continue
         st = sts[ai]
         ai += 1
         mode = "c" if st == cstr else "v"
         specs.append((mode, o.dtype.ctype, compute_cts[k - 1] if k else None))
-        args.append(o._storage.buf)
-        args.append(it(o._offset))
-        if mode == "v":
-            args.extend(it(s) for s in st)
-    args.append(it(n))
+        parts.append((k, [it(s) for s in st] if mode == "v" else []))
     specs = tuple(specs)
-    if any(sp[0] == "v" for sp in specs):
-        args.extend(it(s) for s in shp)
-    _launch_ew(device, op, expr, out.dtype.ctype, specs, ndim, idx_t, preamble, args, n)
+    tail = [it(n)] + ([it(s) for s in shp] if any(sp[0] == "v" for sp in specs) else [])
+    knl, geometry = _ew_kernel(device, op, expr, out.dtype.ctype, specs, ndim, idx_t, preamble, n)
+    return knl, parts, tail, geometry
 
 
-def _launch_ew(device, op, expr, out_ct, specs, ndim, idx_t, preamble, args, n):
-    # GPUs: round the grid up to whole work-groups and guard the tail.  CPUs (PoCL):
-    # no guard, so the compiler can vectorise the work-group loop (3x faster
-    # measured); whole work-groups first, then the tail as a second launch at an offset.
+def _ew_kernel(device, op, expr, out_ct, specs, ndim, idx_t, preamble, n):
+    """(kernel, (gsize, lsize, tail)): GPUs round the grid up to whole work-groups and guard the tail.
+    CPUs (PoCL): no guard, so the compiler can vectorise the work-group loop (3x faster measured);
+    whole work-groups first, then the tail (offset, count) as a second launch."""
     guard = not device.is_cpu
     key = ("ew", op, expr, specs, ndim, idx_t, guard)
     knl = device.programs.kernel(key, lambda: (gen_source(expr, out_ct, specs, ndim, idx_t, preamble=preamble,
                                                           guard=guard), "ew"))
     wg = device.wg
     if guard:
-        launch(device, knl, (round_up(n, wg),), (wg,), args, op)
-        return
+        return knl, ((round_up(n, wg),), (wg,), None)
     main = n // wg * wg
-    if main:
-        launch(device, knl, (main,), (wg,), args, op)
-    if n - main:
-        launch(device, knl, (n - main,), None, args, op, offset=(main,))
+    return knl, ((main,) if main else None, (wg,), (main, n - main) if n - main else None)
+
+
+def _launch_ew(device, op, expr, out_ct, specs, ndim, idx_t, preamble, args, n):
+    knl, (gsize, lsize, rest) = _ew_kernel(device, op, expr, out_ct, specs, ndim, idx_t, preamble, n)
+    if gsize:
+        launch(device, knl, gsize, lsize, args, op)
+    if rest:
+        launch(device, knl, (rest[1],), None, args, op, offset=(rest[0],))
 
 
 _fast_cache = {}

@@ -119,6 +119,18 @@ def _ops(steps):
     return ops
 
 
+def _access(ops):
+    """({buffer: [indices of the live ops reading it]}, {buffer: [... writing it]})."""
+    readers, writers = {}, {}
+    for k, op in enumerate(ops):
+        if not op.dead:
+            for r in op.reads:
+                readers.setdefault(r, []).append(k)
+            for w in op.writes:
+                writers.setdefault(w, []).append(k)
+    return readers, writers
+
+
 def _key_sub(st, pos):
     for p, s in st.subs:
         if p == pos:
@@ -134,13 +146,7 @@ def fuse(rec, steps, protected):
     """Fuse elementwise chains in `steps`; `protected`: slots whose contents must be materialised
     (outputs, values another plan reads, inputs).  Returns (new steps, number of ops removed)."""
     ops = _ops(steps)
-    readers = {}
-    writers = {}
-    for k, op in enumerate(ops):
-        for r in op.reads:
-            readers.setdefault(r, []).append(k)
-        for w in op.writes:
-            writers.setdefault(w, []).append(k)
+    readers, writers = _access(ops)
     removed = 0
     for k, p in enumerate(ops):
         if p.ew is None or p.dead:
@@ -234,13 +240,7 @@ def _inline(rec, c, p, s):
 
 def _fuse_epilogues(rec, ops, protected):
     """Move each GEMM's first elementwise reader into the GEMM (see the module's doc); returns how many."""
-    readers, writers = {}, {}
-    for k, op in enumerate(ops):
-        if not op.dead:
-            for r in op.reads:
-                readers.setdefault(r, []).append(k)
-            for w in op.writes:
-                writers.setdefault(w, []).append(k)
+    readers, writers = _access(ops)
     n = 0
     for k, g in enumerate(ops):
         st = g.steps[0]
