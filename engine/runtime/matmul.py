@@ -65,8 +65,6 @@ import os
 
 import numpy as np
 
-import pyopencl as cl
-
 from . import gemm_epilogue as _epi
 from . import gemm_split as _split
 from . import launch as _launch
