@@ -352,7 +352,9 @@ def test_no_grad_records_nothing(path):
 # ---- launch chunking and 64-bit indexing ----------------------------------------------------------------
 def test_grid_chunking(opencl, monkeypatch):
     """Grids beyond NVIDIA's 65535 work-groups in y / z are split into several launches."""
+    from engine.runtime import gemm_small
     monkeypatch.setattr(rt, "_MAX_GROUPS_YZ", 2)
+    monkeypatch.setattr(gemm_small, "MAX_GROUPS_YZ", 2)
     check_op(lambda T, a, b: a @ b, rand((5, 70, 9)), rand((5, 9, 3)), **tol(9))   # 3 M tiles, 5 batches
     check_op(lambda T, a, b: a @ b, rand((5, 1, 9)), rand((5, 9, 3)), **tol(9))    # GEMV over 5 batches
 
