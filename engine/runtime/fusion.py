@@ -319,6 +319,11 @@ def _epilogue(rec, st, s, ew, keep_c):
             specs.append((mode, o[4].ctype, o[5]))
             args += [_arg(o[0]), it(o[3])] + ([it(x) for x in sts[ai]] if mode == "v" else [])
             ai += 1
+    # the GEMM's program enables fp16 / fp64 for its own type only, and indexes in its own index type
+    if any(t in ("half", "double") and t != info["ct"] for sp in specs for t in sp[1:] if isinstance(t, str)):
+        return None
+    if info["idx_t"] == "int" and any(_elements(rec, o[0], o[4]) >= 2**31 for o in [out] + arrays):
+        return None
     epi = _epi.Epilogue(expr, specs, len(shp), keep_c, pre)
     if epi.strided:
         args += [it(x) for x in shp]
@@ -344,6 +349,10 @@ def _epilogue(rec, st, s, ew, keep_c):
         else:
             tpl.append(a)
     return Step("k", st.device, knl, tpl, subs, "gemm", st.extra)
+
+
+def _elements(rec, ref, dtype):
+    return (rec.slot_size[ref] if isinstance(ref, int) else ref.size) // dtype.itemsize
 
 
 def _arg(ref):

@@ -158,3 +158,16 @@ def test_vector_epilogue_and_its_unaligned_fallback(offset):
                                        ("s", "float")], 1, True, "")
     src = rt.gen_source("float", "float", "float", (32, 32, 8, 4, 4, 4, 31), "r", "r", False, "int", epi)
     assert "*(__global float4*)(e_out + e_off + f_)" in src and "e_out[e_off + f_]" in src
+
+
+def test_consumers_of_other_precisions_stay_separate():
+    """A float32 product whose consumer writes float64 (the program enables fp64 only for its own type)."""
+    if not engine.get_default_device().runtime.fp64:
+        pytest.skip("no float64 on this device")
+    engine.manual_seed(5)
+    a, b = engine.randn(33, 20), engine.randn(20, 45)
+    f = (lambda a, b: (a @ b).double() * 2.0)
+    c = engine.compile(f)
+    for _ in range(2):
+        np.testing.assert_allclose(c(a, b).numpy(), f(a, b).numpy(), rtol=1e-6, atol=1e-6)
+    assert not _epilogues(c)
