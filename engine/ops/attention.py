@@ -5,8 +5,8 @@ backward: dV = P^T @ dO     dP = dO @ V^T     dS = P * (dP - rowsum(dP * P))
           dQ = scale * dS @ K      dK = scale * dS^T @ Q
 The scale rides on the GEMMs' alpha and the mask inside the row kernels (runtime/attention.py),
 so no (L, S) pass is spent on them; causal products tell the GEMM which triangle matters, so the
-tiled kernel skips the masked tiles of S and dP and the zero K slices of P and dS.  With create_graph the backward re-derives the gradients
-through the unfused differentiable formula (double backward works).
+tiled kernel skips the masked tiles of S and dP and the zero K slices of P and dS.  With create_graph
+the backward re-derives the gradients through the unfused differentiable formula (double backward works).
 """
 import math
 

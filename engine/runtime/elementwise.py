@@ -49,6 +49,10 @@ def contiguous_strides(shape):
 _FLOAT_LIT = re.compile(r"(?<![\w.])((?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)(?![\w.])")
 
 
+# an operand of a generated expression: v1..vN (fusion rewrites them, GEMM epilogues substitute them)
+OPERAND = re.compile(r"\bv(\d+)\b")
+
+
 def single_precision(expr, out_ct, specs):
     """expr with float literals (an 'f' suffix) unless something in the kernel is double."""
     if "double" in expr or out_ct == "double" or any("double" in sp[1:] for sp in specs):

@@ -16,7 +16,6 @@ op (a residual add, GELU, GELU's backward) computes that op in its epilogue (run
 storing C as well only when something else still reads it.
 """
 import os
-import re
 
 import numpy as np
 
@@ -32,7 +31,6 @@ EPILOGUES = os.environ.get("CLGRAD_GEMM_EPILOGUE", "1").strip() != "0"
 # add or GELU in the epilogue gains 1-5%, but GELU's backward (11 fused ops: exp, erf) made its GEMM 114 us
 # slower where the separate kernel takes 72 (register pressure next to the 64 accumulators).
 MAX_EPILOGUE_OPS = 6
-_VAR = re.compile(r"\bv(\d+)\b")
 
 
 class _Sto:
@@ -215,7 +213,7 @@ def _inline(rec, c, p, s):
         else:
             ops.append(o)
             pmap[i] = len(ops)
-    psub = _VAR.sub(lambda m: f"v{pmap[int(m.group(1))]}", pexpr)
+    psub = _ew.OPERAND.sub(lambda m: f"v{pmap[int(m.group(1))]}", pexpr)
     out_ct = pout[4].ctype
     targets = {i for i, o in enumerate(cops, 1) if o[0] == s}
 
@@ -224,11 +222,11 @@ def _inline(rec, c, p, s):
         if i in targets:
             return f"(({cops[i - 1][5]})(({out_ct})({psub})))"
         return m.group(0)
-    expr = _VAR.sub(rep, cexpr)
+    expr = _ew.OPERAND.sub(rep, cexpr)
     # drop operands of C that were only P's output
-    used = sorted({int(m.group(1)) for m in _VAR.finditer(expr)})
+    used = sorted({int(m.group(1)) for m in _ew.OPERAND.finditer(expr)})
     renum = {old: new for new, old in enumerate(used, 1)}
-    expr = _VAR.sub(lambda m: f"v{renum[int(m.group(1))]}", expr)
+    expr = _ew.OPERAND.sub(lambda m: f"v{renum[int(m.group(1))]}", expr)
     ops = [ops[i - 1] for i in used]
     pre = cpre if ppre in cpre else (ppre + cpre if cpre not in ppre else ppre)
     names = p.names + c.names

@@ -11,11 +11,7 @@ dense in that order.
 Operand modes: 'C' the GEMM result, 'c' dense (read at f), 'v' strided over the collapsed shape
 (dims `d*`), 's' a scalar kernel argument.
 """
-import re
-
 from . import elementwise as _ew
-
-_VAR = re.compile(r"\bv(\d+)\b")
 
 
 class Epilogue:
@@ -102,6 +98,6 @@ def vector_body(epi, v, idx_t):
             if sp[0] == "c":
                 return f"(({sp[2]})x{i}.s{c})"
             return m.group(0)
-        comps.append(f"({out_ct})({_VAR.sub(sub, expr)})")
+        comps.append(f"({out_ct})({_ew.OPERAND.sub(sub, expr)})")
     lines.append(f"*(__global {out_ct}{v}*)(e_out + e_off + f_) = ({out_ct}{v})({', '.join(comps)});")
     return " ".join(lines)
